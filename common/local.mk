@@ -1,0 +1,10 @@
+# common/: helpers every part links (logging, return codes, I/O, base64, URL encoding).
+noinst_LTLIBRARIES += common/libcommon.la
+common_libcommon_la_SOURCES = \
+	common/base64.c common/base64.h \
+	common/io.c common/io.h \
+	common/log.c common/log.h \
+	common/rc.c \
+	common/urlenc.c common/urlenc.h
+common_libcommon_la_LIBADD = -lpthread
+sctpminclude_HEADERS += include/sctpm/rc.h

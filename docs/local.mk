@@ -1,0 +1,2 @@
+# docs/: man pages and design notes.
+EXTRA_DIST += docs/testing.md

@@ -1,0 +1,1 @@
+# emulator/: sctpmd, the libtpms TPM 2.0 service. Not built yet (issue: sctpmd).

@@ -1,0 +1,109 @@
+# Shared helpers for integration tests; sourced by each tests/integration/*.sh.
+#
+# tests/run-test gives every test a fresh directory ($SCTPM_TEST_DIR) and reaps every process the
+# test starts, also when it fails or is interrupted. These helpers start daemons, wait for them
+# by polling (never a fixed sleep) and report results in the automake way: exit 0 pass, 77 skip,
+# 99 hard error, anything else failure.
+
+set -u
+set -o pipefail
+
+: "${SCTPM_TEST_DIR:?run integration tests through tests/run-test (make check)}"
+: "${top_builddir:?top_builddir must be set (make check sets it)}"
+: "${top_srcdir:?top_srcdir must be set (make check sets it)}"
+
+T=$SCTPM_TEST_DIR
+export PATH="$top_builddir/emulator:$top_builddir/shim:$top_builddir/client:$top_builddir/hub:$top_builddir/tests:$PATH"
+declare -A DAEMON_PID=()
+CHECKS_RUN=0
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+skip() { echo "SKIP: $*" >&2; exit 77; }
+hard_error() { echo "ERROR: $*" >&2; exit 99; }
+note() { echo "# $*"; }
+
+# check DESCRIPTION COMMAND...: runs the command; a non-zero status fails the test, naming it.
+check() {
+    local desc=$1
+    shift
+    CHECKS_RUN=$((CHECKS_RUN + 1))
+    if "$@"; then
+        echo "ok $CHECKS_RUN - $desc"
+    else
+        fail "$desc (command: $*)"
+    fi
+}
+
+# expect_fail DESCRIPTION COMMAND...: the command must exit non-zero.
+expect_fail() {
+    local desc=$1
+    shift
+    CHECKS_RUN=$((CHECKS_RUN + 1))
+    if "$@"; then
+        fail "$desc: expected a failure (command: $*)"
+    else
+        echo "ok $CHECKS_RUN - $desc"
+    fi
+}
+
+# free_port [COUNT]: a port P with P..P+COUNT-1 free on 127.0.0.1 (default COUNT 2).
+free_port() { "$top_builddir/tests/freeport" "${1:-2}" || hard_error "no free port"; }
+
+# poll SECONDS COMMAND...: runs COMMAND every 20 ms until it succeeds or SECONDS pass.
+poll() {
+    local secs=$1 i
+    shift
+    for ((i = 0; i < secs * 50; i++)); do
+        "$@" 2>/dev/null && return 0
+        sleep 0.02
+    done
+    return 1
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_port() { poll "${2:-20}" port_open "$1"; }
+wait_file() { poll "${2:-20}" test -e "$1"; }
+wait_socket() { poll "${2:-20}" test -S "$1"; }
+
+# Our own daemons run under memcheck in `make check-valgrind`.
+wrap() {
+    if [ "${SCTPM_VALGRIND:-}" = 1 ]; then
+        case "$(command -v "$1" 2>/dev/null)" in
+        "$top_builddir"/*)
+            echo "${VALGRIND:-valgrind}" --quiet --error-exitcode=97 --leak-check=full \
+                --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
+                --log-file="$T/valgrind.%p.log"
+            ;;
+        esac
+    fi
+}
+
+# start_daemon NAME COMMAND...: starts COMMAND in the background with its output in $T/NAME.log
+# and its pid in $T/NAME.pid. The caller then waits for readiness (wait_port, wait_socket...).
+start_daemon() {
+    local name=$1
+    shift
+    # shellcheck disable=SC2046
+    $(wrap "$1") "$@" >>"$T/$name.log" 2>&1 &
+    DAEMON_PID[$name]=$!
+    echo $! >"$T/$name.pid"
+}
+
+daemon_pid() { echo "${DAEMON_PID[$1]}"; }
+
+# stop_daemon NAME [SIGNAL]: signals the daemon (TERM by default) and waits for it; returns its
+# exit status.
+stop_daemon() {
+    local name=$1 sig=${2:-TERM} pid=${DAEMON_PID[$1]:-} st=0
+    [ -n "$pid" ] || return 0
+    kill -"$sig" "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null || st=$?
+    unset "DAEMON_PID[$name]"
+    rm -f "$T/$name.pid"
+    return $st
+}
+
+# show_log NAME: prints a daemon's log, for failure diagnosis.
+show_log() { echo "--- $1.log"; cat "$T/$1.log" 2>/dev/null; echo "---"; }
+
+finish() { echo "# $CHECKS_RUN checks passed"; exit 0; }

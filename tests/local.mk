@@ -1,0 +1,43 @@
+# tests/: Check unit suites (one per module) and integration tests that start real daemons.
+# Every test runs through tests/run-test (a fresh directory, reaping of every process it started).
+TEST_EXTENSIONS = .sh
+LOG_COMPILER = $(top_srcdir)/tests/run-test
+SH_LOG_COMPILER = $(top_srcdir)/tests/run-test
+AM_TESTS_ENVIRONMENT = \
+	top_srcdir='$(abs_top_srcdir)'; top_builddir='$(abs_top_builddir)'; \
+	SCTPM_VALGRIND='$(SCTPM_VALGRIND)'; VALGRIND='$(VALGRIND)'; \
+	export top_srcdir top_builddir SCTPM_VALGRIND VALGRIND;
+
+UNIT_CPPFLAGS = $(AM_CPPFLAGS) $(CHECK_CFLAGS)
+UNIT_LIBS = common/libcommon.la $(CHECK_LIBS)
+
+unit_tests = \
+	tests/unit/check_base64 \
+	tests/unit/check_io \
+	tests/unit/check_log \
+	tests/unit/check_rc \
+	tests/unit/check_urlenc
+check_PROGRAMS += $(unit_tests) tests/freeport tests/testd
+TESTS += $(unit_tests)
+
+tests_unit_check_base64_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_check_base64_LDADD = $(UNIT_LIBS)
+tests_unit_check_io_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_check_io_LDADD = $(UNIT_LIBS) -lpthread
+tests_unit_check_log_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_check_log_LDADD = $(UNIT_LIBS)
+tests_unit_check_rc_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_check_rc_LDADD = $(UNIT_LIBS)
+tests_unit_check_urlenc_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_check_urlenc_LDADD = $(UNIT_LIBS)
+
+integration_tests = \
+	tests/integration/harness.sh
+TESTS += $(integration_tests)
+
+EXTRA_DIST += tests/run-test tests/integration/lib.sh $(integration_tests)
+
+# The unit suites alone (CI runs them again in the sanitizer build).
+check-unit:
+	$(MAKE) $(AM_MAKEFLAGS) check TESTS='$(unit_tests)'
+.PHONY: check-unit
