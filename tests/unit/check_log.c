@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
+#include "config.h"
+
 #include <check.h>
 #include <fcntl.h>
 #include <stdio.h>
