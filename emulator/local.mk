@@ -2,13 +2,21 @@
 # link; sctpmd's main.c only parses options.
 noinst_LTLIBRARIES += emulator/libemulator.la
 emulator_libemulator_la_SOURCES = \
+	emulator/daemon.c emulator/daemon.h \
 	emulator/nvstore.c emulator/nvstore.h \
 	emulator/proto.c emulator/proto.h \
+	emulator/server.c emulator/server.h \
 	emulator/tpm.c emulator/tpm.h
 emulator_libemulator_la_CPPFLAGS = $(AM_CPPFLAGS) $(LIBTPMS_CFLAGS) $(TSS2_ESYS_CFLAGS) \
 	$(TSS2_MU_CFLAGS) $(CRYPTO_CFLAGS)
 emulator_libemulator_la_LIBADD = common/libcommon.la $(LIBTPMS_LIBS) $(TSS2_ESYS_LIBS) \
-	$(TSS2_MU_LIBS) $(CRYPTO_LIBS)
+	$(TSS2_MU_LIBS) $(CRYPTO_LIBS) $(SYSTEMD_LIBS)
+emulator_libemulator_la_CFLAGS = $(AM_CFLAGS) $(SYSTEMD_CFLAGS)
+
+sbin_PROGRAMS += emulator/sctpmd
+emulator_sctpmd_SOURCES = emulator/main.c
+emulator_sctpmd_CPPFLAGS = $(emulator_libemulator_la_CPPFLAGS)
+emulator_sctpmd_LDADD = emulator/libemulator.la
 
 EMULATOR_TEST_CPPFLAGS = $(UNIT_CPPFLAGS) -I$(top_srcdir)/emulator $(LIBTPMS_CFLAGS) $(TSS2_ESYS_CFLAGS) $(TSS2_MU_CFLAGS) \
 	$(CRYPTO_CFLAGS)

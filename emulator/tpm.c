@@ -8,6 +8,7 @@
 #include <libtpms/tpm_error.h>
 #include <libtpms/tpm_library.h>
 #include <libtpms/tpm_nvfilename.h>
+#include <libtpms/tpm_tis.h>
 #include <tss2/tss2_esys.h>
 #include <tss2/tss2_mu.h>
 
@@ -35,6 +36,7 @@ static struct {
     unsigned char *rbuf;
     uint32_t rbuf_size;
     uint8_t failure_rsp[16];
+    int physical_presence;
 } g;
 
 static TPM_RESULT cb_nvram_init(void)
@@ -116,7 +118,7 @@ static TPM_RESULT cb_io_getlocality(TPM_MODIFIER_INDICATOR *locality, uint32_t t
 static TPM_RESULT cb_io_getphysicalpresence(TPM_BOOL *pp, uint32_t tpm_number)
 {
     (void)tpm_number;
-    *pp = FALSE;
+    *pp = g.physical_presence ? TRUE : FALSE;
     return TPM_SUCCESS;
 }
 
@@ -501,4 +503,57 @@ uint32_t tpm_buffer_size(uint32_t wanted, uint32_t *min, uint32_t *max)
         wanted = 0;
     }
     return TPMLIB_SetBufferSize(wanted, min, max);
+}
+
+uint32_t tpm_hash_start(void)
+{
+    g.locality = 4;
+    return g.running ? TPM_IO_Hash_Start() : TPM_FAIL;
+}
+
+uint32_t tpm_hash_data(const uint8_t *data, size_t len)
+{
+    g.locality = 4;
+    if (!g.running || len > UINT32_MAX) {
+        return TPM_FAIL;
+    }
+    return TPM_IO_Hash_Data(data, (uint32_t)len);
+}
+
+uint32_t tpm_hash_end(void)
+{
+    g.locality = 4;
+    return g.running ? TPM_IO_Hash_End() : TPM_FAIL;
+}
+
+uint32_t tpm_established_get(int *established)
+{
+    TPM_BOOL bit = FALSE;
+    TPM_RESULT res;
+
+    if (!g.running) {
+        return TPM_FAIL;
+    }
+    res = TPM_IO_TpmEstablished_Get(&bit);
+    *established = bit ? 1 : 0;
+    return res;
+}
+
+uint32_t tpm_established_reset(uint8_t locality)
+{
+    if (!g.running) {
+        return TPM_FAIL;
+    }
+    g.locality = locality;
+    return TPM_IO_TpmEstablished_Reset();
+}
+
+void tpm_set_physical_presence(int on)
+{
+    g.physical_presence = on;
+}
+
+char *tpm_get_info(uint64_t flags)
+{
+    return TPMLIB_GetInfo((enum TPMLIB_InfoFlags)flags);
 }

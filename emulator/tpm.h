@@ -76,4 +76,22 @@ TSS2_TCTI_CONTEXT *tpm_inproc_tcti(void);
  */
 uint32_t tpm_buffer_size(uint32_t wanted, uint32_t *min, uint32_t *max);
 
+
+/*
+ * The TIS-level operations of the platform channel: the H-CRTM hash sequence (locality 4) and
+ * the TPM established bit. Each returns a libtpms TPM_RESULT (0 on success). `locality` is the
+ * locality the operation claims.
+ */
+uint32_t tpm_hash_start(void);
+uint32_t tpm_hash_data(const uint8_t *data, size_t len);
+uint32_t tpm_hash_end(void);
+uint32_t tpm_established_get(int *established);
+uint32_t tpm_established_reset(uint8_t locality);
+
+/* Sets the physical-presence signal reported to libtpms. */
+void tpm_set_physical_presence(int on);
+
+/* libtpms' JSON description (swtpm GET_INFO); callee-allocated, free with free(). */
+char *tpm_get_info(uint64_t flags);
+
 #endif /* SCTPM_EMULATOR_TPM_H */

@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifdef HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+#define LOGMODULE emulator
+#include "daemon.h"
+#include "io.h"
+#include "log.h"
+#include "tpm.h"
+
+/* Tells systemd (Type=notify) that we are ready or stopping. */
+static void notify(const char *state)
+{
+#ifdef HAVE_SYSTEMD
+    (void)sd_notify(0, state);
+#else
+    (void)state;
+#endif
+}
+
+/*
+ * With --daemon the parent waits on a pipe: the child writes "0" once it serves, or "1" and the
+ * reason. So `sctpmd --daemon` returns only when the service is really there, and a start-up
+ * error reaches the terminal that started it.
+ */
+static int ready_fd = -1;
+
+static void report_ready(int ok, const char *msg)
+{
+    char buf[600];
+    int n;
+
+    if (ready_fd < 0) {
+        return;
+    }
+    n = snprintf(buf, sizeof(buf), "%d%s", ok ? 0 : 1, msg != NULL ? msg : "");
+    (void)write_full(ready_fd, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+    close(ready_fd);
+    ready_fd = -1;
+}
+
+static int detach(void)
+{
+    int p[2];
+    pid_t pid;
+
+    if (pipe2(p, O_CLOEXEC) != 0) {
+        fprintf(stderr, "sctpmd: error: pipe: %s\n", strerror(errno));
+        return -1;
+    }
+    pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "sctpmd: error: fork: %s\n", strerror(errno));
+        return -1;
+    }
+    if (pid > 0) {
+        char buf[600];
+        ssize_t n;
+        close(p[1]);
+        n = read_full(p[0], buf, sizeof(buf) - 1);
+        close(p[0]);
+        if (n >= 1 && buf[0] == '0') {
+            _exit(0);
+        }
+        buf[n > 0 ? n : 0] = '\0';
+        fprintf(stderr, "sctpmd: error: %s\n",
+                n > 1 ? buf + 1 : "the daemon exited before it was ready");
+        waitpid(pid, NULL, 0);
+        _exit(1);
+    }
+    close(p[0]);
+    ready_fd = p[1];
+    setsid();
+    return 0;
+}
+
+static int write_pidfile(const char *path, char *err, size_t errlen)
+{
+    char tmp[PATH_MAX], buf[32];
+    int fd, n;
+
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
+        snprintf(err, errlen, "pidfile path %s is too long", path);
+        return -1;
+    }
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot create pidfile %s: %s", path, strerror(errno));
+        return -1;
+    }
+    n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+    if (write_full(fd, buf, (size_t)n) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
+        snprintf(err, errlen, "cannot write pidfile %s: %s", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static void fail_start(const char *msg)
+{
+    LOG_ERROR("%s", msg);
+    if (ready_fd >= 0) {
+        report_ready(0, msg);
+    } else if (!log_enabled(&log_this_module, LOG_LEVEL_ERROR)) {
+        fprintf(stderr, "sctpmd: error: %s\n", msg);
+    }
+}
+
+int daemon_run(const struct daemon_config *cfg)
+{
+    struct nvstore *store = NULL;
+    struct server *srv = NULL;
+    struct server_config scfg = cfg->server;
+    uint8_t key[NVSTORE_KEY_SIZE];
+    char err[600], msg[PATH_MAX + 700];
+    int have_key = 0, fresh = 0, status = 1, tpm_on = 0, pid_written = 0;
+    struct timespec t0, t1;
+    char dir[PATH_MAX];
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (cfg->detach && detach() != 0) {
+        return 1;
+    }
+    server_block_signals();
+    if (cfg->key_file != NULL) {
+        if (nvstore_read_key_file(cfg->key_file, key, err, sizeof(err)) != SCTPM_RC_SUCCESS) {
+            fail_start(err);
+            goto out;
+        }
+        have_key = 1;
+        scfg.key_file = 1;
+    }
+    if (nvstore_open(cfg->state_dir, have_key ? key : NULL, cfg->fsync_mode, &store, err,
+                     sizeof(err)) != SCTPM_RC_SUCCESS) {
+        fail_start(err);
+        goto out;
+    }
+    if (realpath(cfg->state_dir, dir) == NULL) {
+        snprintf(dir, sizeof(dir), "%s", cfg->state_dir);
+    }
+    if (tpm_start(store, &fresh, err, sizeof(err)) != SCTPM_RC_SUCCESS) {
+        snprintf(msg, sizeof(msg), "cannot start the TPM from state %s: %s (the state was left "
+                 "untouched)", dir, err);
+        fail_start(msg);
+        goto out;
+    }
+    tpm_on = 1;
+    if (fresh) {
+        LOG_INFO("manufactured a new TPM in %s", dir);
+    }
+    if (server_create(&scfg, &srv, err, sizeof(err)) != SCTPM_RC_SUCCESS) {
+        fail_start(err);
+        goto out;
+    }
+    if (cfg->pidfile != NULL && write_pidfile(cfg->pidfile, err, sizeof(err)) != 0) {
+        fail_start(err);
+        goto out;
+    }
+    pid_written = cfg->pidfile != NULL;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    LOG_INFO("ready in %ld ms (state %s%s)",
+             (long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000), dir,
+             have_key ? ", encrypted" : "");
+    notify("READY=1\nSTATUS=serving");
+    if (cfg->detach) {
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null >= 0) {
+            dup2(null, STDIN_FILENO);
+            dup2(null, STDOUT_FILENO);
+            dup2(null, STDERR_FILENO);
+            if (null > STDERR_FILENO) {
+                close(null);
+            }
+        }
+        report_ready(1, NULL);
+    }
+    status = server_run(srv) == 0 ? 0 : 1;
+    notify("STOPPING=1");
+out:
+    server_destroy(srv);
+    if (tpm_on) {
+        /* Shutdown(STATE) then save: the next start is orderly and DA counters do not climb. */
+        tpm_stop();
+        LOG_INFO("TPM shut down orderly; state saved");
+    }
+    nvstore_close(store);
+    if (pid_written) {
+        unlink(cfg->pidfile);
+    }
+    explicit_bzero(key, sizeof(key));
+    report_ready(0, "the daemon exited before it was ready");
+    return status;
+}

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * server: sctpmd's event loop. One thread, one epoll set: listeners, client connections and a
+ * signalfd. Commands from all connections are serialised into the one libtpms TPM, taking at
+ * most one message per connection per round so that a busy client cannot starve the others.
+ *
+ * Each listener is a pair, as the TCTIs expect: the data (command) channel on port N or PATH and
+ * the control (platform) channel on port N+1 or PATH.ctrl. See proto.h for the framing and
+ * docs/sctpmd-design.md for how one port pair serves tcti-mssim, tcti-swtpm and clients that
+ * configure nothing.
+ */
+#ifndef SCTPM_EMULATOR_SERVER_H
+#define SCTPM_EMULATOR_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "sctpm/rc.h"
+#include "proto.h"
+
+#define SERVER_MAX_PLATFORM_UIDS 8
+
+struct server_config {
+    int tcp;                 /* serve TCP on listen_addr:port and port+1 */
+    const char *listen_addr; /* NULL: 127.0.0.1; "localhost": 127.0.0.1 and ::1 */
+    uint16_t port;
+    const char *unix_path;   /* NULL: no Unix sockets; else PATH and PATH.ctrl */
+    mode_t unix_mode;        /* permissions of the Unix sockets (0600 unless a group is given) */
+    gid_t unix_gid;          /* (gid_t)-1: keep the default group */
+    /* Control-channel dialect: PROTO_DIALECT_UNKNOWN decides per connection (see proto.h). */
+    enum proto_dialect ctrl_dialect;
+    /*
+     * Platform operations (power cycles, TPM reset, localities 3 and 4, state blobs, stopping the
+     * service) affect every client of the shared TPM. They are allowed to every connection when
+     * allow_platform is set, else only to Unix-socket peers whose uid is listed.
+     */
+    int allow_platform;
+    uid_t platform_uids[SERVER_MAX_PLATFORM_UIDS];
+    size_t n_platform_uids;
+    unsigned max_connections;
+    uint32_t max_command;     /* largest TPM command accepted, in bytes */
+    unsigned partial_timeout; /* seconds a connection may hold half a message */
+    int key_file;             /* the state is encrypted (swtpm GET_CONFIG reports it) */
+};
+
+struct server;
+
+/*
+ * Binds every listener of `cfg` (copied). Errors (address in use, bad address, another sctpmd on
+ * the Unix socket) come back with a sentence in `err`.
+ */
+enum sctpm_rc server_create(const struct server_config *cfg, struct server **out, char *err,
+                            size_t errlen);
+
+/*
+ * Runs until SIGTERM or SIGINT arrives, or a trusted client asks the service to stop (mssim STOP,
+ * swtpm SHUTDOWN). The caller must have blocked SIGTERM, SIGINT, SIGHUP and SIGUSR1 in every
+ * thread; SIGUSR1 logs the state of every connection. Returns 0, or -1 on a fatal loop error.
+ */
+int server_run(struct server *srv);
+
+/* Closes every connection and listener and removes the Unix socket files. NULL is a no-op. */
+void server_destroy(struct server *srv);
+
+/* The signals server_run() consumes; block them before creating threads or the server. */
+void server_block_signals(void);
+
+#endif /* SCTPM_EMULATOR_SERVER_H */
