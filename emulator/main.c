@@ -126,6 +126,7 @@ int main(int argc, char **argv)
                 .max_connections = 128,
                 .max_command = 4096,
                 .partial_timeout = 30,
+                .busy_poll_us = 50,
             },
     };
     int foreground = 0, opt;

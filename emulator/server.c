@@ -74,6 +74,7 @@ struct conn {
     uint8_t *out;
     size_t out_len, out_off, out_cap;
     int close_after_send;
+    int polling_out; /* registered for EPOLLOUT (a reply is pending) instead of EPOLLIN */
     int dead;
     int passed_fd; /* a descriptor received with SCM_RIGHTS (swtpm SET_DATAFD), or -1 */
     time_t partial_since;
@@ -492,10 +493,16 @@ static void do_accept(struct server *srv, struct listener *l)
 static void update_events(struct server *srv, struct conn *c)
 {
     struct epoll_event ev = {.data.ptr = c};
+    int want_out = c->out_off < c->out_len;
 
     /* While a reply waits for the client to read it, stop reading: that is our backpressure. */
-    ev.events = c->out_off < c->out_len ? EPOLLOUT : EPOLLIN | EPOLLRDHUP;
-    epoll_ctl(srv->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+    if (want_out == c->polling_out) {
+        return;
+    }
+    ev.events = want_out ? EPOLLOUT : EPOLLIN | EPOLLRDHUP;
+    if (epoll_ctl(srv->epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0) {
+        c->polling_out = want_out;
+    }
 }
 
 static void flush_out(struct server *srv, struct conn *c)
@@ -1066,19 +1073,24 @@ static int process_one(struct server *srv, struct conn *c)
     return c->dead ? -1 : 1;
 }
 
-/* Serves every buffered message, one per connection per round, until none is complete. */
-static void process_all(struct server *srv)
+/*
+ * Serves every buffered message, one per connection per round, until none is complete. Returns
+ * whether any message was served.
+ */
+static int process_all(struct server *srv)
 {
-    int progress;
+    int progress, any = 0;
 
     do {
         progress = 0;
         for (struct conn *c = srv->conns; c != NULL && !srv->stop; c = c->next) {
             if (process_one(srv, c) == 1) {
                 progress = 1;
+                any = 1;
             }
         }
     } while (progress && !srv->stop);
+    return any;
 }
 
 static void reap(struct server *srv)
@@ -1143,9 +1155,18 @@ static void handle_signal(struct server *srv)
     }
 }
 
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 int server_run(struct server *srv)
 {
     struct epoll_event evs[MAX_EVENTS];
+    uint64_t spin_until = 0;
 
     while (!srv->stop) {
         int timeout = -1, n;
@@ -1155,7 +1176,18 @@ int server_run(struct server *srv)
                 break;
             }
         }
-        n = epoll_wait(srv->epfd, evs, MAX_EVENTS, timeout);
+        /*
+         * Right after serving a command, poll without sleeping for a short while: a client in a
+         * command loop sends its next command within microseconds, and waking a sleeping thread
+         * costs more than the command itself. Idle periods still sleep.
+         */
+        n = 0;
+        while (spin_until != 0 && n == 0 && now_ns() < spin_until) {
+            n = epoll_wait(srv->epfd, evs, MAX_EVENTS, 0);
+        }
+        if (n == 0) {
+            n = epoll_wait(srv->epfd, evs, MAX_EVENTS, timeout);
+        }
         if (n < 0) {
             if (errno == EINTR) {
                 continue;
@@ -1182,7 +1214,9 @@ int server_run(struct server *srv)
                 }
             }
         }
-        process_all(srv);
+        spin_until = process_all(srv) && srv->cfg.busy_poll_us > 0
+                         ? now_ns() + (uint64_t)srv->cfg.busy_poll_us * 1000u
+                         : 0;
         reap(srv);
     }
     return 0;

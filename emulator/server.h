@@ -42,6 +42,7 @@ struct server_config {
     uint32_t max_command;     /* largest TPM command accepted, in bytes */
     unsigned partial_timeout; /* seconds a connection may hold half a message */
     int key_file;             /* the state is encrypted (swtpm GET_CONFIG reports it) */
+    unsigned busy_poll_us;    /* after serving a command, poll this long before sleeping */
 };
 
 struct server;
