@@ -41,6 +41,8 @@ static void usage(FILE *f)
             "  --platform-uid UID     allow that to Unix-socket clients running as UID\n"
             "                         (repeatable)\n"
             "  --max-connections N    concurrent connections (default 128)\n"
+            "  --busy-poll-us N       after a command, poll N microseconds for the next one\n"
+            "                         before sleeping (default 50; 0 turns it off)\n"
             "  --log SPEC             log level: error, warning, info (default), debug, trace,\n"
             "                         or per module: all+info,server+debug\n"
             "  --log-file FILE        log to FILE instead of stderr\n"
@@ -87,6 +89,7 @@ int main(int argc, char **argv)
         OPT_ALLOW_PLATFORM,
         OPT_PLATFORM_UID,
         OPT_MAX_CONN,
+        OPT_BUSY_POLL,
         OPT_LOG,
         OPT_LOG_FILE,
         OPT_HELP,
@@ -108,6 +111,7 @@ int main(int argc, char **argv)
         {"allow-platform", no_argument, NULL, OPT_ALLOW_PLATFORM},
         {"platform-uid", required_argument, NULL, OPT_PLATFORM_UID},
         {"max-connections", required_argument, NULL, OPT_MAX_CONN},
+        {"busy-poll-us", required_argument, NULL, OPT_BUSY_POLL},
         {"log", required_argument, NULL, OPT_LOG},
         {"log-file", required_argument, NULL, OPT_LOG_FILE},
         {"help", no_argument, NULL, OPT_HELP},
@@ -220,6 +224,12 @@ int main(int argc, char **argv)
                 return bad("--max-connections", optarg, "a number from 1 to 100000");
             }
             cfg.server.max_connections = (unsigned)v;
+            break;
+        case OPT_BUSY_POLL:
+            if (parse_uint(optarg, 10000, &v) != 0) {
+                return bad("--busy-poll-us", optarg, "microseconds from 0 to 10000");
+            }
+            cfg.server.busy_poll_us = (unsigned)v;
             break;
         case OPT_LOG:
             if (log_configure(optarg) != 0) {

@@ -17,7 +17,7 @@ unit_tests = \
 	tests/unit/check_log \
 	tests/unit/check_rc \
 	tests/unit/check_urlenc
-check_PROGRAMS += $(unit_tests) tests/freeport tests/testd
+check_PROGRAMS += $(unit_tests) tests/freeport tests/testd tests/rawsend
 TESTS += $(unit_tests)
 
 tests_unit_check_base64_CPPFLAGS = $(UNIT_CPPFLAGS)
@@ -32,7 +32,8 @@ tests_unit_check_urlenc_CPPFLAGS = $(UNIT_CPPFLAGS)
 tests_unit_check_urlenc_LDADD = $(UNIT_LIBS)
 
 integration_tests = \
-	tests/integration/harness.sh
+	tests/integration/harness.sh \
+	tests/integration/emulator-tools.sh
 TESTS += $(integration_tests)
 
 EXTRA_DIST += tests/run-test tests/integration/lib.sh $(integration_tests)

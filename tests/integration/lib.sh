@@ -107,3 +107,47 @@ stop_daemon() {
 show_log() { echo "--- $1.log"; cat "$T/$1.log" 2>/dev/null; echo "---"; }
 
 finish() { echo "# $CHECKS_RUN checks passed"; exit 0; }
+
+# ---- sctpmd ----
+# Every transport sctpmd serves; scenarios that involve a transport run over each.
+TRANSPORTS="mssim-tcp mssim-unix swtpm-tcp swtpm-unix"
+declare -A SCTPMD_PORT=()
+
+# sctpmd_start NAME [ARGS...]: starts sctpmd with state $T/NAME.state on a free port pair and
+# the Unix socket $T/NAME.sock; waits until both channels of both transports accept. A restart
+# under the same NAME reuses the port.
+sctpmd_start() {
+    local name=$1 port
+    shift
+    port=${SCTPMD_PORT[$name]:-$(free_port)}
+    SCTPMD_PORT[$name]=$port
+    start_daemon "$name" sctpmd --state "$T/$name.state" --port "$port" --unix "$T/$name.sock" \
+        --foreground --fsync never "$@"
+    if ! wait_port $((port + 1)) 60 || ! wait_socket "$T/$name.sock.ctrl" 10; then
+        show_log "$name"
+        fail "sctpmd $name did not start"
+    fi
+}
+
+# tcti NAME TRANSPORT: the tpm2-tss TCTI configuration reaching sctpmd NAME over TRANSPORT.
+tcti() {
+    case $2 in
+    mssim-tcp) echo "mssim:host=127.0.0.1,port=${SCTPMD_PORT[$1]}" ;;
+    swtpm-tcp) echo "swtpm:host=127.0.0.1,port=${SCTPMD_PORT[$1]}" ;;
+    mssim-unix) echo "mssim:path=$T/$1.sock" ;;
+    swtpm-unix) echo "swtpm:path=$T/$1.sock" ;;
+    *) hard_error "unknown transport $2" ;;
+    esac
+}
+
+# rawaddr NAME TRANSPORT CHANNEL: the rawsend address of a channel (data or ctrl).
+rawaddr() {
+    local suffix=
+    [ "$3" = ctrl ] && suffix=.ctrl
+    case $2 in
+    *-tcp)
+        if [ "$3" = ctrl ]; then echo "tcp:$((SCTPMD_PORT[$1] + 1))"; else echo "tcp:${SCTPMD_PORT[$1]}"; fi
+        ;;
+    *-unix) echo "unix:$T/$1.sock$suffix" ;;
+    esac
+}

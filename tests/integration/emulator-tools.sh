@@ -1,0 +1,73 @@
+# tpm2-tools reach sctpmd over every transport (mssim and swtpm, TCP and Unix): random numbers, an
+# imported HMAC key persisted at 0x81000100 that agrees with OpenSSL before and after a restart,
+# and an NV index that survives a restart.
+. "$top_srcdir/tests/integration/lib.sh"
+
+command -v tpm2_getrandom >/dev/null || hard_error "tpm2-tools missing: run scripts/install-deps"
+
+key=$(openssl rand -hex 32)
+printf '%s' "$key" | xxd -r -p >"$T/key.bin"
+msg="sctpm emulator test message"
+want=$(printf '%s' "$msg" | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$key" | awk '{print $NF}')
+
+# Without a resource manager (next issue) tpm2-tools leave transient objects loaded; flush them.
+flush() { tpm2_flushcontext -t && tpm2_flushcontext -s; }
+
+import_key() {
+    tpm2_createprimary -Q -C o -c "$T/p.ctx" && flush &&
+        tpm2_import -Q -C "$T/p.ctx" -G hmac -i "$T/key.bin" -u "$T/k.pub" -r "$T/k.priv" && flush &&
+        tpm2_load -Q -C "$T/p.ctx" -u "$T/k.pub" -r "$T/k.priv" -c "$T/k.ctx" && flush &&
+        tpm2_evictcontrol -Q -C o -c "$T/k.ctx" 0x81000100 && flush
+}
+
+hmac_matches() {
+    local got
+    got=$(printf '%s' "$msg" | tpm2_hmac -c 0x81000100 --hex) || return 1
+    [ "$got" = "$want" ] || { echo "tpm2_hmac gave $got, OpenSSL $want" >&2; return 1; }
+}
+
+nv_define_write() {
+    tpm2_nvdefine -Q 0x01500010 -C o -s 16 -a "ownerread|ownerwrite" &&
+        printf 'sixteen byte val' >"$T/nv.in" &&
+        tpm2_nvwrite -Q 0x01500010 -C o -i "$T/nv.in"
+}
+
+nv_reads_back() {
+    tpm2_nvread -Q 0x01500010 -C o -s 16 -o "$T/nv.out" && cmp -s "$T/nv.in" "$T/nv.out"
+}
+
+for tr in $TRANSPORTS; do
+    name=tpm-$tr
+    sctpmd_start "$name"
+    export TPM2TOOLS_TCTI=$(tcti "$name" "$tr")
+    check "$tr: tpm2_getrandom" bash -c 'tpm2_getrandom --hex 16 | grep -Eq "^[0-9a-f]{32}$"'
+    check "$tr: import an HMAC key and persist it at 0x81000100" import_key
+    check "$tr: tpm2_hmac equals openssl dgst -mac HMAC" hmac_matches
+    check "$tr: NV define and write" nv_define_write
+    check "$tr: daemon stops cleanly" stop_daemon "$name"
+    sctpmd_start "$name"
+    check "$tr: after a restart the key is still at 0x81000100" \
+        bash -c 'tpm2_getcap handles-persistent | grep -qi 0x81000100'
+    check "$tr: after a restart the key gives the same HMAC" hmac_matches
+    check "$tr: after a restart the NV index reads back" nv_reads_back
+    check "$tr: daemon stops cleanly again" stop_daemon "$name"
+done
+
+# Clients that configure nothing: tctildr tries /dev/tpmrm0, /dev/tpm0, then swtpm and mssim on
+# localhost:2321. Port 2321 is only certain to be free in a network namespace of our own.
+cat >"$T/default.sh" <<INNER
+set -e
+ip link set lo up
+sctpmd --state "$T/default.state" --foreground --fsync never >"$T/default.log" 2>&1 &
+pid=\$!
+for i in \$(seq 500); do (exec 3<>/dev/tcp/127.0.0.1/2322) 2>/dev/null && break; sleep 0.02; done
+unset TPM2TOOLS_TCTI
+tpm2_getrandom --hex 16 2>/dev/null | grep -Eq '^[0-9a-f]{32}\$'
+tpm2_pcrread sha256:0 2>/dev/null | grep -q '0 :'
+kill \$pid
+wait \$pid
+INNER
+check "no TCTI configured: tpm2-tools find sctpmd on the default port (own netns)" \
+    unshare -n bash "$T/default.sh"
+
+finish
