@@ -136,6 +136,7 @@ int main(int argc, char **argv)
     int foreground = 0, opt;
     unsigned long v;
 
+    opterr = 0; /* we name the bad option ourselves */
     log_set_ident("sctpmd");
     log_set_default(LOG_LEVEL_INFO);
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -250,7 +251,8 @@ int main(int argc, char **argv)
             printf("sctpmd %s\n", PACKAGE_VERSION);
             return 0;
         default:
-            usage(stderr);
+            fprintf(stderr, "sctpmd: error: unknown option or missing value: '%s' (see --help)\n",
+                    argv[optind - 1]);
             return 2;
         }
     }

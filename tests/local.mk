@@ -33,6 +33,7 @@ tests_unit_check_urlenc_LDADD = $(UNIT_LIBS)
 
 integration_tests = \
 	tests/integration/harness.sh \
+	tests/integration/emulator-state.sh \
 	tests/integration/emulator-tools.sh
 TESTS += $(integration_tests)
 
