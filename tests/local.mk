@@ -17,7 +17,9 @@ unit_tests = \
 	tests/unit/check_log \
 	tests/unit/check_rc \
 	tests/unit/check_urlenc
-check_PROGRAMS += $(unit_tests) tests/freeport tests/testd tests/rawsend
+check_PROGRAMS += $(unit_tests) tests/freeport tests/testd tests/rawsend tests/tpm-client
+tests_tpm_client_CFLAGS = $(AM_CFLAGS) $(TSS2_ESYS_CFLAGS) $(TSS2_TCTILDR_CFLAGS) $(CRYPTO_CFLAGS)
+tests_tpm_client_LDADD = $(TSS2_ESYS_LIBS) $(TSS2_TCTILDR_LIBS) $(CRYPTO_LIBS)
 TESTS += $(unit_tests)
 
 tests_unit_check_base64_CPPFLAGS = $(UNIT_CPPFLAGS)
@@ -33,6 +35,8 @@ tests_unit_check_urlenc_LDADD = $(UNIT_LIBS)
 
 integration_tests = \
 	tests/integration/harness.sh \
+	tests/integration/emulator-crash.sh \
+	tests/integration/emulator-garbage.sh \
 	tests/integration/emulator-state.sh \
 	tests/integration/emulator-tools.sh
 TESTS += $(integration_tests)

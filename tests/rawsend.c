@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * rawsend ADDR HEX [COUNT [TIMEOUT_MS]]: a test tool that speaks raw bytes to a socket.
+ * rawsend [--hangup] ADDR HEX [COUNT [TIMEOUT_MS]]: a test tool that speaks raw bytes to a socket.
+ * With --hangup it shuts its sending side down after the bytes, as a client that vanishes would.
  * ADDR is tcp:PORT (on 127.0.0.1) or unix:PATH. Sends the bytes HEX, then reads until COUNT bytes
  * arrived (default 0: read nothing), the peer closed, or TIMEOUT_MS (default 5000) passed, and
  * prints what it read as lowercase hex. Exit status: 0 got COUNT bytes; 3 the peer closed first;
@@ -35,8 +36,13 @@ int main(int argc, char **argv)
 {
     size_t hexlen, len = 0, want = 0, got = 0;
     unsigned char *buf, *in;
-    int timeout = 5000, fd, status = 0;
+    int timeout = 5000, fd, status = 0, hangup = 0;
 
+    if (argc > 1 && strcmp(argv[1], "--hangup") == 0) {
+        hangup = 1;
+        argv++;
+        argc--;
+    }
     if (argc < 3 || argc > 5) {
         fprintf(stderr, "usage: rawsend tcp:PORT|unix:PATH HEX [COUNT [TIMEOUT_MS]]\n");
         return 2;
@@ -82,6 +88,9 @@ int main(int argc, char **argv)
     if (len > 0 && send(fd, buf, len, MSG_NOSIGNAL) != (ssize_t)len) {
         perror("rawsend: send");
         return 1;
+    }
+    if (hangup) {
+        shutdown(fd, SHUT_WR);
     }
     while (got < want) {
         struct pollfd p = {.fd = fd, .events = POLLIN};
