@@ -1,2 +1,9 @@
-# docs/: man pages and design notes.
-EXTRA_DIST += docs/testing.md
+# docs/: man pages, design notes and systemd units.
+dist_man_MANS += docs/sctpmd.8
+EXTRA_DIST += docs/testing.md docs/sctpmd.md docs/systemd/sctpmd.service.in
+
+systemdsystemunit_DATA = docs/systemd/sctpmd.service
+CLEANFILES += docs/systemd/sctpmd.service
+docs/systemd/sctpmd.service: docs/systemd/sctpmd.service.in Makefile
+	$(AM_V_GEN)$(MKDIR_P) docs/systemd && \
+	sed -e 's|@sbindir[@]|$(sbindir)|g' $(srcdir)/docs/systemd/sctpmd.service.in >$@
