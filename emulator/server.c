@@ -936,6 +936,40 @@ static int handle_swtpm_ctrl(struct server *srv, struct conn *c, const struct pr
 
 /* ---- reading and dispatch ---- */
 
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * tcti-mssim writes a command's 9-byte header and its body in two write() calls, microseconds
+ * apart. When only part of a message is here, wait for the rest without sleeping for a short
+ * while: going back to epoll would put this thread to sleep and wake it again for every command.
+ * Returns 1 when more bytes arrived.
+ */
+static int read_rest(struct server *srv, struct conn *c)
+{
+    uint64_t until = now_ns() + (uint64_t)srv->cfg.busy_poll_us * 1000u;
+
+    if (srv->cfg.busy_poll_us == 0 || c->in_len == c->in_cap || c->channel != CHANNEL_DATA) {
+        return 0;
+    }
+    do {
+        ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, MSG_DONTWAIT);
+        if (n > 0) {
+            c->in_len += (size_t)n;
+            return 1;
+        }
+        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+            return 0; /* epoll reports the hang-up or error */
+        }
+    } while (now_ns() < until);
+    return 0;
+}
+
 static int read_input(struct server *srv, struct conn *c)
 {
     ssize_t n;
@@ -1019,10 +1053,16 @@ static int process_one(struct server *srv, struct conn *c)
     }
     if (c->channel == CHANNEL_DATA) {
         struct proto_data_msg m;
-        enum proto_status st = proto_parse_data(c->in, c->in_len, srv->cfg.max_command,
-                                                MAX_HASH_CHUNK, &m, &used, &why);
-        if (st == PROTO_NEED_MORE) {
-            return 0;
+        enum proto_status st;
+        for (;;) {
+            st = proto_parse_data(c->in, c->in_len, srv->cfg.max_command, MAX_HASH_CHUNK, &m,
+                                  &used, &why);
+            if (st != PROTO_NEED_MORE) {
+                break;
+            }
+            if (!read_rest(srv, c)) {
+                return 0;
+            }
         }
         if (st == PROTO_OK) {
             r = handle_data(srv, c, &m);
@@ -1155,13 +1195,6 @@ static void handle_signal(struct server *srv)
     }
 }
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 int server_run(struct server *srv)
 {
