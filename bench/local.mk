@@ -1,2 +1,6 @@
-# bench/: benchmarks, run by hand; each prints ratios against peers measured in the same run.
-# None exists yet: the first comes with sctpmd.
+# bench/: benchmarks, run by hand (never in make check: these machines are shared and noisy).
+# Each prints figures for sctpmd and its peers measured in the same run, and their ratios.
+noinst_PROGRAMS += bench/tpmbench
+bench_tpmbench_CFLAGS = $(AM_CFLAGS) $(TSS2_ESYS_CFLAGS) $(TSS2_MU_CFLAGS) $(TSS2_TCTILDR_CFLAGS)
+bench_tpmbench_LDADD = $(TSS2_ESYS_LIBS) $(TSS2_MU_LIBS) $(TSS2_TCTILDR_LIBS)
+EXTRA_DIST += bench/emulator.sh bench/README.md

@@ -10,8 +10,7 @@ emulator_libemulator_la_SOURCES = \
 emulator_libemulator_la_CPPFLAGS = $(AM_CPPFLAGS) $(LIBTPMS_CFLAGS) $(TSS2_ESYS_CFLAGS) \
 	$(TSS2_MU_CFLAGS) $(CRYPTO_CFLAGS)
 emulator_libemulator_la_LIBADD = common/libcommon.la $(LIBTPMS_LIBS) $(TSS2_ESYS_LIBS) \
-	$(TSS2_MU_LIBS) $(CRYPTO_LIBS) $(SYSTEMD_LIBS)
-emulator_libemulator_la_CFLAGS = $(AM_CFLAGS) $(SYSTEMD_CFLAGS)
+	$(TSS2_MU_LIBS) $(CRYPTO_LIBS)
 
 sbin_PROGRAMS += emulator/sctpmd
 emulator_sctpmd_SOURCES = emulator/main.c

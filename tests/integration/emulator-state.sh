@@ -85,6 +85,24 @@ check "SIGTERM ends it" poll 20 bash -c "! kill -0 $dpid"
 check "the pidfile is removed" test ! -e "$T/d.pid"
 check "an orderly shutdown was logged" grep -q "TPM shut down orderly" "$T/d.log"
 
+# sd_notify: READY=1 once listening, STOPPING=1 on SIGTERM (systemd Type=notify).
+cat >"$T/notify.py" <<'PY'
+import os, socket, subprocess, sys
+t, port = sys.argv[1], sys.argv[2]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(t + "/notify"); s.settimeout(60)
+p = subprocess.Popen(["sctpmd", "--state", t + "/n.state", "--port", port, "--fsync", "never"],
+                     env=dict(os.environ, NOTIFY_SOCKET=t + "/notify"), stderr=subprocess.DEVNULL)
+first = s.recv(200).decode()
+assert "READY=1" in first, first
+with socket.create_connection(("127.0.0.1", int(port) + 1)):  # listening once READY was sent
+    pass
+p.terminate()
+assert "STOPPING=1" in s.recv(200).decode()
+assert p.wait() == 0
+PY
+check "sd_notify: READY=1 when listening, STOPPING=1 on SIGTERM" python3 "$T/notify.py" "$T" "$(free_port)"
+
 # --daemon reports start-up errors to the terminal that started it.
 st=0
 sctpmd --state "$T/e.state" --port "$p" --daemon --pidfile "$T/d2.pid" >"$T/d2.out" 2>&1 || st=$?

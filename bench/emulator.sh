@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Benchmark: sctpmd against swtpm, measured in the same run (run by hand on a quiet machine).
+#   bench/emulator.sh [N] [ROUNDS]     N operations per measurement (default 5000), ROUNDS (3)
+# Prints, for one ESAPI client: TPM2_HMAC and GetRandom rate, HMAC p50/p99, for sctpmd over
+# mssim (TCP, Unix), over tcti-swtpm, and over one persistent raw connection, against swtpm over
+# tcti-swtpm and one persistent raw connection; first-start manufacture time against
+# `swtpm_setup --create-ek-cert`; idle and loaded RSS. Each figure is the median of ROUNDS runs
+# taken alternately. Both TPMs run without fsync (swtpm 0.7 has none).
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+N=${1:-5000}
+ROUNDS=${2:-3}
+B=$top/bench/tpmbench
+D=$top/emulator/sctpmd
+[ -x "$B" ] && [ -x "$D" ] || { echo "build first: make (bench/tpmbench, emulator/sctpmd)" >&2; exit 1; }
+command -v swtpm >/dev/null || { echo "swtpm missing: scripts/install-deps" >&2; exit 1; }
+W=$(mktemp -d "${TMPDIR:-/tmp}/sctpm-bench.XXXXXX")
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$W"; }
+trap cleanup EXIT
+freeport() { "$top/tests/freeport" 2 2>/dev/null || python3 -c 'import random; print(random.randrange(20000, 30000, 2))'; }
+waitport() { for _ in $(seq 1000); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.01; done; return 1; }
+rss() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
+median() { sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
+field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p"; }
+
+[ -x "$top/tests/freeport" ] || make -s -C "$top" tests/freeport
+SP=$(freeport); WP=$(freeport)
+"$D" --state "$W/s" --port "$SP" --unix "$W/s.sock" --fsync never --log warning &
+pids+=($!); spid=$!
+swtpm socket --tpm2 --tpmstate dir="$W/w" --server type=tcp,port="$WP" --ctrl type=tcp,port=$((WP + 1)) \
+    --flags not-need-init,startup-clear 2>/dev/null &
+pids+=($!); wpid=$!
+mkdir -p "$W/w"
+waitport $((SP + 1)); waitport "$WP"
+idle_s=$(rss "$spid"); idle_w=$(rss "$wpid")
+
+declare -A T=(
+    [sctpmd-mssim-unix]="mssim:path=$W/s.sock"
+    [sctpmd-mssim-tcp]="mssim:host=127.0.0.1,port=$SP"
+    [sctpmd-tcti-swtpm]="swtpm:host=127.0.0.1,port=$SP"
+    [sctpmd-raw-persistent]="raw:$SP"
+    [swtpm-tcti-swtpm]="swtpm:host=127.0.0.1,port=$WP"
+    [swtpm-raw-persistent]="raw:$WP"
+)
+order="sctpmd-mssim-unix sctpmd-mssim-tcp sctpmd-tcti-swtpm sctpmd-raw-persistent swtpm-tcti-swtpm swtpm-raw-persistent"
+for r in $(seq "$ROUNDS"); do
+    for k in $order; do
+        "$B" "${T[$k]}" "$N" >>"$W/$k.out"
+    done
+done
+loaded_s=$(rss "$spid"); loaded_w=$(rss "$wpid")
+
+get() { field "$2" <"$W/$1.out" | median; }
+printf '\n%-26s %12s %10s %10s %12s\n' "one ESAPI client" "HMAC/s" "p50 us" "p99 us" "GetRandom/s"
+for k in $order; do
+    printf '%-26s %12s %10s %10s %12s\n' "$k" "$(get "$k" hmac_ops_per_s)" "$(get "$k" hmac_p50_us)" \
+        "$(get "$k" hmac_p99_us)" "$(get "$k" getrandom_ops_per_s)"
+done
+ratio() { python3 -c "print(f'{$1/$2:.2f}x')"; }
+base=$(get swtpm-tcti-swtpm hmac_ops_per_s)
+echo
+echo "HMAC rate relative to swtpm via tcti-swtpm ($base/s):"
+for k in sctpmd-mssim-unix sctpmd-mssim-tcp sctpmd-tcti-swtpm sctpmd-raw-persistent; do
+    printf '  %-24s %s\n' "$k" "$(ratio "$(get "$k" hmac_ops_per_s)" "$base")"
+done
+printf '  %-24s %s  (both on one persistent raw connection)\n' "sctpmd vs swtpm raw" \
+    "$(ratio "$(get sctpmd-raw-persistent hmac_ops_per_s)" "$(get swtpm-raw-persistent hmac_ops_per_s)")"
+
+# First-start manufacture: sctpmd from exec to listening on a fresh state, against swtpm_setup.
+for i in $(seq "$ROUNDS"); do
+    p=$(freeport)
+    t0=$(date +%s%N)
+    "$D" --state "$W/m$i" --port "$p" --fsync never --log warning &
+    m=$!
+    waitport $((p + 1))
+    echo $(( ($(date +%s%N) - t0) / 1000000 )) >>"$W/mfg_s"
+    kill "$m"; wait "$m" 2>/dev/null || true
+done
+export XDG_CONFIG_HOME=$W/xdg
+mkdir -p "$XDG_CONFIG_HOME"
+swtpm_setup --create-config-files overwrite,root >/dev/null 2>&1 || swtpm_setup --create-config-files overwrite >/dev/null 2>&1 || true
+for i in $(seq "$ROUNDS"); do
+    mkdir -p "$W/ws$i"
+    t0=$(date +%s%N)
+    if swtpm_setup --tpm2 --tpmstate "$W/ws$i" --create-ek-cert --overwrite >"$W/setup.log" 2>&1; then
+        echo $(( ($(date +%s%N) - t0) / 1000000 )) >>"$W/mfg_w"
+    fi
+done
+echo
+ms=$(median <"$W/mfg_s")
+if [ -s "$W/mfg_w" ]; then
+    mw=$(median <"$W/mfg_w")
+    echo "first start with EK certificates: sctpmd ${ms} ms, swtpm_setup --create-ek-cert ${mw} ms: $(ratio "$mw" "$ms") faster"
+else
+    echo "first start: sctpmd ${ms} ms; swtpm_setup --create-ek-cert failed here (see below)"
+    tail -3 "$W/setup.log"
+fi
+echo
+echo "RSS (KiB)      sctpmd    swtpm   ratio"
+printf 'idle        %8s %8s   %s\n' "$idle_s" "$idle_w" "$(ratio "$idle_s" "$idle_w")"
+printf 'after load  %8s %8s   %s\n' "$loaded_s" "$loaded_w" "$(ratio "$loaded_s" "$loaded_w")"
