@@ -5,6 +5,7 @@ emulator_libemulator_la_SOURCES = \
 	emulator/daemon.c emulator/daemon.h \
 	emulator/nvstore.c emulator/nvstore.h \
 	emulator/proto.c emulator/proto.h \
+	emulator/rm.c emulator/rm.h \
 	emulator/server.c emulator/server.h \
 	emulator/tpm.c emulator/tpm.h
 emulator_libemulator_la_CPPFLAGS = $(AM_CPPFLAGS) $(LIBTPMS_CFLAGS) $(TSS2_ESYS_CFLAGS) \

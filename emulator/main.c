@@ -41,6 +41,11 @@ static void usage(FILE *f)
             "  --platform-uid UID     allow that to Unix-socket clients running as UID\n"
             "                         (repeatable)\n"
             "  --max-connections N    concurrent connections (default 128)\n"
+            "  --no-rm                no resource manager: clients share the TPM's 3 object and\n"
+            "                         3 session slots, as with swtpm\n"
+            "  --max-objects N        transient objects per client (default 32)\n"
+            "  --max-sessions N       sessions per client (default 8)\n"
+            "  --max-objects-total N  transient objects of all clients (default 1024)\n"
             "  --busy-poll-us N       after a command, poll N microseconds for the next one\n"
             "                         before sleeping (default 50; 0 turns it off)\n"
             "  --log SPEC             log level: error, warning, info (default), debug, trace,\n"
@@ -90,6 +95,10 @@ int main(int argc, char **argv)
         OPT_PLATFORM_UID,
         OPT_MAX_CONN,
         OPT_BUSY_POLL,
+        OPT_NO_RM,
+        OPT_RM_OBJECTS,
+        OPT_RM_SESSIONS,
+        OPT_RM_OBJECTS_TOTAL,
         OPT_LOG,
         OPT_LOG_FILE,
         OPT_HELP,
@@ -112,6 +121,10 @@ int main(int argc, char **argv)
         {"platform-uid", required_argument, NULL, OPT_PLATFORM_UID},
         {"max-connections", required_argument, NULL, OPT_MAX_CONN},
         {"busy-poll-us", required_argument, NULL, OPT_BUSY_POLL},
+        {"no-rm", no_argument, NULL, OPT_NO_RM},
+        {"max-objects", required_argument, NULL, OPT_RM_OBJECTS},
+        {"max-sessions", required_argument, NULL, OPT_RM_SESSIONS},
+        {"max-objects-total", required_argument, NULL, OPT_RM_OBJECTS_TOTAL},
         {"log", required_argument, NULL, OPT_LOG},
         {"log-file", required_argument, NULL, OPT_LOG_FILE},
         {"help", no_argument, NULL, OPT_HELP},
@@ -131,6 +144,15 @@ int main(int argc, char **argv)
                 .max_command = 4096,
                 .partial_timeout = 30,
                 .busy_poll_us = 50,
+                .raw_space_idle = 30,
+                .rm =
+                    {
+                        .max_objects_per_space = 32,
+                        .max_sessions_per_space = 8,
+                        .max_objects_total = 1024,
+                        .abandoned_sessions_max = 16,
+                        .abandoned_sessions_ttl = 300,
+                    },
             },
     };
     int foreground = 0, opt;
@@ -231,6 +253,27 @@ int main(int argc, char **argv)
                 return bad("--busy-poll-us", optarg, "microseconds from 0 to 10000");
             }
             cfg.server.busy_poll_us = (unsigned)v;
+            break;
+        case OPT_NO_RM:
+            cfg.server.no_rm = 1;
+            break;
+        case OPT_RM_OBJECTS:
+            if (parse_uint(optarg, 100000, &v) != 0 || v == 0) {
+                return bad("--max-objects", optarg, "a number from 1 to 100000");
+            }
+            cfg.server.rm.max_objects_per_space = (unsigned)v;
+            break;
+        case OPT_RM_SESSIONS:
+            if (parse_uint(optarg, 60, &v) != 0 || v == 0) {
+                return bad("--max-sessions", optarg, "a number from 1 to 60");
+            }
+            cfg.server.rm.max_sessions_per_space = (unsigned)v;
+            break;
+        case OPT_RM_OBJECTS_TOTAL:
+            if (parse_uint(optarg, 1000000, &v) != 0 || v == 0) {
+                return bad("--max-objects-total", optarg, "a number from 1 to 1000000");
+            }
+            cfg.server.rm.max_objects_total = (unsigned)v;
             break;
         case OPT_LOG:
             if (log_configure(optarg) != 0) {

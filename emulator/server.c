@@ -79,7 +79,28 @@ struct conn {
     int passed_fd; /* a descriptor received with SCM_RIGHTS (swtpm SET_DATAFD), or -1 */
     time_t partial_since;
     unsigned long commands;
+    /*
+     * The resource-manager space this connection's commands run in: its own for mssim-framed
+     * commands; for raw (swtpm-dialect) commands a space shared by the connections of one peer,
+     * because tcti-swtpm opens a new connection for every command.
+     */
+    struct rm_space *space;
+    struct keyed_space *keyed;
     struct conn *next;
+};
+
+/*
+ * A space for swtpm-dialect clients, keyed by who they are: the process (Unix peer pid) or, over
+ * TCP, the user (uid of the peer socket, from /proc/net/tcp). It lives while connections use it
+ * and for raw_space_idle seconds after the last one, or until the process is gone.
+ */
+struct keyed_space {
+    char key[48];
+    pid_t pid; /* 0 when keyed by uid */
+    struct rm_space *space;
+    unsigned refs;
+    time_t idle_since;
+    struct keyed_space *next;
 };
 
 struct server {
@@ -97,8 +118,12 @@ struct server {
     int stop;
     /* The locality of raw (swtpm-dialect) commands, set through the swtpm control channel. */
     uint8_t swtpm_locality;
+    struct rm *rm; /* NULL with --no-rm */
+    struct keyed_space *keyed;
     char unix_ctrl_path[sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
 };
+
+static struct rm *the_rm; /* for power_cycle(): the TPM's contents are gone after a reset */
 
 static time_t now_s(void)
 {
@@ -345,6 +370,13 @@ enum sctpm_rc server_create(const struct server_config *cfg, struct server **out
             goto fail;
         }
     }
+    if (!cfg->no_rm) {
+        rc = rm_create(&cfg->rm, &srv->rm, err, errlen);
+        if (rc != SCTPM_RC_SUCCESS) {
+            goto fail;
+        }
+        the_rm = srv->rm;
+    }
     for (size_t i = 0; i < srv->n_listeners; i++) {
         LOG_INFO("listening on %s (%s channel)", srv->listeners[i].name,
                  srv->listeners[i].channel == CHANNEL_DATA ? "command" : "control");
@@ -371,6 +403,13 @@ static void conn_close(struct server *srv, struct conn *c, const char *why)
     if (c->passed_fd >= 0) {
         close(c->passed_fd);
     }
+    /* Everything a client left behind is flushed with its space. */
+    rm_space_free(c->space);
+    c->space = NULL;
+    if (c->keyed != NULL && --c->keyed->refs == 0) {
+        c->keyed->idle_since = now_s();
+    }
+    c->keyed = NULL;
     c->dead = 1;
     srv->n_conns--;
 }
@@ -579,6 +618,144 @@ static void refuse_log(const struct conn *c, const char *what)
                 what, c->id, c->peer);
 }
 
+/*
+ * The uid owning the peer end of a loopback TCP connection, from /proc/net/tcp (readable by
+ * everyone): the peer's socket is the line whose local address is our peer address. Returns -1
+ * when it cannot be found.
+ */
+static long tcp_peer_uid(int fd)
+{
+    struct sockaddr_storage peer, self;
+    socklen_t pl = sizeof(peer), sl = sizeof(self);
+    char want_local[64], want_remote[64], line[512];
+    const char *table;
+    long uid = -1;
+    FILE *f;
+
+    if (getpeername(fd, (struct sockaddr *)&peer, &pl) != 0 ||
+        getsockname(fd, (struct sockaddr *)&self, &sl) != 0) {
+        return -1;
+    }
+    if (peer.ss_family == AF_INET) {
+        const struct sockaddr_in *p = (const struct sockaddr_in *)&peer;
+        const struct sockaddr_in *m = (const struct sockaddr_in *)&self;
+        /* The kernel prints the address as the host-order view of the network-order word. */
+        snprintf(want_local, sizeof(want_local), "%08X:%04X", p->sin_addr.s_addr,
+                 ntohs(p->sin_port));
+        snprintf(want_remote, sizeof(want_remote), "%08X:%04X", m->sin_addr.s_addr,
+                 ntohs(m->sin_port));
+        table = "/proc/net/tcp";
+    } else if (peer.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *p = (const struct sockaddr_in6 *)&peer;
+        const struct sockaddr_in6 *m = (const struct sockaddr_in6 *)&self;
+        const uint32_t *pa = (const uint32_t *)(const void *)p->sin6_addr.s6_addr;
+        const uint32_t *ma = (const uint32_t *)(const void *)m->sin6_addr.s6_addr;
+        snprintf(want_local, sizeof(want_local), "%08X%08X%08X%08X:%04X", pa[0], pa[1], pa[2],
+                 pa[3], ntohs(p->sin6_port));
+        snprintf(want_remote, sizeof(want_remote), "%08X%08X%08X%08X:%04X", ma[0], ma[1],
+                 ma[2], ma[3], ntohs(m->sin6_port));
+        table = "/proc/net/tcp6";
+    } else {
+        return -1;
+    }
+    f = fopen(table, "re");
+    if (f == NULL) {
+        return -1;
+    }
+    while (fgets(line, sizeof(line), f) != NULL) {
+        char local[64], remote[64];
+        long u;
+        if (sscanf(line, " %*d: %63s %63s %*x %*x:%*x %*x:%*x %*x %ld", local, remote, &u) == 3 &&
+            strcmp(local, want_local) == 0 && strcmp(remote, want_remote) == 0) {
+            uid = u;
+            break;
+        }
+    }
+    fclose(f);
+    return uid;
+}
+
+static struct keyed_space *keyed_get(struct server *srv, struct conn *c)
+{
+    struct keyed_space *k;
+    char key[48];
+    pid_t pid = 0;
+
+    if (c->is_unix && c->pid > 0) {
+        snprintf(key, sizeof(key), "pid %ld", (long)c->pid);
+        pid = c->pid;
+    } else {
+        long uid = c->is_tcp ? tcp_peer_uid(c->fd) : -1;
+        if (uid >= 0) {
+            snprintf(key, sizeof(key), "tcp uid %ld", uid);
+        } else {
+            snprintf(key, sizeof(key), "tcp");
+        }
+    }
+    for (k = srv->keyed; k != NULL; k = k->next) {
+        if (strcmp(k->key, key) == 0) {
+            return k;
+        }
+    }
+    k = calloc(1, sizeof(*k));
+    if (k == NULL) {
+        return NULL;
+    }
+    snprintf(k->key, sizeof(k->key), "%s", key);
+    k->pid = pid;
+    k->space = rm_space_new(srv->rm, key);
+    if (k->space == NULL) {
+        free(k);
+        return NULL;
+    }
+    k->next = srv->keyed;
+    srv->keyed = k;
+    return k;
+}
+
+/* Frees keyed spaces whose last connection is long gone, or whose process has exited. */
+static void keyed_reap(struct server *srv, int all)
+{
+    time_t now = now_s();
+
+    for (struct keyed_space **pp = &srv->keyed; *pp != NULL;) {
+        struct keyed_space *k = *pp;
+        int gone = k->refs == 0 &&
+                   (all || now - k->idle_since >= (time_t)srv->cfg.raw_space_idle ||
+                    (k->pid > 0 && kill(k->pid, 0) != 0 && errno == ESRCH));
+        if (gone) {
+            LOG_DEBUG("swtpm-dialect space %s released", k->key);
+            rm_space_free(k->space);
+            *pp = k->next;
+            free(k);
+        } else {
+            pp = &k->next;
+        }
+    }
+}
+
+/* The space a connection's commands run in; created on first use. NULL when out of memory. */
+static struct rm_space *conn_space(struct server *srv, struct conn *c, int raw)
+{
+    char name[96];
+
+    if (raw) {
+        if (c->keyed == NULL) {
+            c->keyed = keyed_get(srv, c);
+            if (c->keyed == NULL) {
+                return NULL;
+            }
+            c->keyed->refs++;
+        }
+        return c->keyed->space;
+    }
+    if (c->space == NULL) {
+        snprintf(name, sizeof(name), "%u (%s)", c->id, c->peer);
+        c->space = rm_space_new(srv->rm, name);
+    }
+    return c->space;
+}
+
 static int execute(struct server *srv, struct conn *c, uint8_t locality, uint8_t *cmd, size_t len,
                    int framed)
 {
@@ -596,8 +773,16 @@ static int execute(struct server *srv, struct conn *c, uint8_t locality, uint8_t
         rsp = err_rsp;
         refuse_log(c, locality == 3 ? "a command at locality 3" : "a command at locality 4");
     } else {
+        struct rm_space *space = srv->rm != NULL ? conn_space(srv, c, !framed) : NULL;
         LOGBLOB_TRACE(cmd, len, "connection %u: command at locality %u", c->id, locality);
-        tpm_execute(locality, cmd, len, &rsp, &rsp_len);
+        if (space != NULL) {
+            rm_execute(space, locality, cmd, len, &rsp, &rsp_len);
+        } else if (srv->rm != NULL) {
+            tpm_error_response(TPM2_RC_MEMORY, err_rsp, &rsp_len);
+            rsp = err_rsp;
+        } else {
+            tpm_execute(locality, cmd, len, &rsp, &rsp_len);
+        }
         LOGBLOB_TRACE(rsp, rsp_len, "connection %u: response", c->id);
     }
     c->commands++;
@@ -663,6 +848,9 @@ static int power_cycle(int orderly, enum tpm_startup startup, int delete_volatil
 {
     char err[256];
 
+    if (the_rm != NULL) {
+        rm_tpm_reset(the_rm);
+    }
     tpm_power_off(orderly);
     if (tpm_power_on(delete_volatile, startup, err, sizeof(err)) != SCTPM_RC_SUCCESS) {
         LOG_ERROR("the TPM did not come back on: %s", err);
@@ -696,6 +884,9 @@ static int handle_mssim_ctrl(struct server *srv, struct conn *c, const struct pr
             return out_u32(c, 1);
         }
         LOG_INFO("connection %u (%s) powered the TPM off", c->id, c->peer);
+        if (srv->rm != NULL) {
+            rm_tpm_reset(srv->rm);
+        }
         tpm_power_off(0);
         return out_u32(c, 0);
     case MSSIM_SIGNAL_RESET:
@@ -894,6 +1085,9 @@ static int handle_swtpm_ctrl(struct server *srv, struct conn *c, const struct pr
             return out_u32(c, TPM_FAIL);
         }
         LOG_INFO("connection %u (%s) stopped the TPM", c->id, c->peer);
+        if (srv->rm != NULL) {
+            rm_tpm_reset(srv->rm);
+        }
         tpm_power_off(1);
         return out_u32(c, TPM_SUCCESS);
     case SWTPM_GET_CONFIG:
@@ -1138,6 +1332,11 @@ static void reap(struct server *srv)
     struct conn **pp = &srv->conns;
     time_t now = now_s();
 
+    if (srv->rm != NULL) {
+        keyed_reap(srv, 0);
+        rm_expire(srv->rm);
+    }
+
     while (*pp != NULL) {
         struct conn *c = *pp;
         if (!c->dead && c->in_len > 0 && srv->cfg.partial_timeout > 0) {
@@ -1162,6 +1361,9 @@ static void reap(struct server *srv)
 static void log_status(struct server *srv)
 {
     LOG_INFO("status: %u connection(s), TPM %s", srv->n_conns, tpm_running() ? "on" : "off");
+    if (srv->rm != NULL) {
+        rm_log_status(srv->rm);
+    }
     for (struct conn *c = srv->conns; c != NULL; c = c->next) {
         if (c->dead) {
             continue;
@@ -1202,7 +1404,7 @@ int server_run(struct server *srv)
     uint64_t spin_until = 0;
 
     while (!srv->stop) {
-        int timeout = -1, n;
+        int timeout = srv->rm != NULL ? 1000 : -1, n;
         for (struct conn *c = srv->conns; c != NULL; c = c->next) {
             if (c->in_len > 0 && srv->cfg.partial_timeout > 0) {
                 timeout = 1000;
@@ -1264,6 +1466,11 @@ void server_destroy(struct server *srv)
         conn_close(srv, c, NULL);
     }
     reap(srv);
+    if (srv->rm != NULL) {
+        keyed_reap(srv, 1);
+        rm_destroy(srv->rm);
+        the_rm = NULL;
+    }
     for (size_t i = 0; i < srv->n_listeners; i++) {
         struct listener *l = &srv->listeners[i];
         if (l->is_unix) {

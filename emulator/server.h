@@ -18,6 +18,7 @@
 
 #include "sctpm/rc.h"
 #include "proto.h"
+#include "rm.h"
 
 #define SERVER_MAX_PLATFORM_UIDS 8
 
@@ -43,6 +44,9 @@ struct server_config {
     unsigned partial_timeout; /* seconds a connection may hold half a message */
     int key_file;             /* the state is encrypted (swtpm GET_CONFIG reports it) */
     unsigned busy_poll_us;    /* after serving a command, poll this long before sleeping */
+    int no_rm;                /* serve the TPM unvirtualised, shared by all clients like swtpm */
+    struct rm_config rm;      /* resource manager quotas */
+    unsigned raw_space_idle;  /* seconds a swtpm-dialect space outlives its last connection */
 };
 
 struct server;
