@@ -22,7 +22,8 @@ EMULATOR_TEST_CPPFLAGS = $(UNIT_CPPFLAGS) -I$(top_srcdir)/emulator $(LIBTPMS_CFL
 	$(CRYPTO_CFLAGS)
 EMULATOR_TEST_LIBS = emulator/libemulator.la $(UNIT_LIBS)
 
-emulator_unit_tests = tests/unit/check_proto tests/unit/check_nvstore tests/unit/check_tpm
+emulator_unit_tests = tests/unit/check_proto tests/unit/check_nvstore tests/unit/check_tpm \
+	tests/unit/check_rm
 check_PROGRAMS += $(emulator_unit_tests)
 TESTS += $(emulator_unit_tests)
 unit_tests += $(emulator_unit_tests)
@@ -32,3 +33,5 @@ tests_unit_check_nvstore_CPPFLAGS = $(EMULATOR_TEST_CPPFLAGS)
 tests_unit_check_nvstore_LDADD = $(EMULATOR_TEST_LIBS)
 tests_unit_check_tpm_CPPFLAGS = $(EMULATOR_TEST_CPPFLAGS)
 tests_unit_check_tpm_LDADD = $(EMULATOR_TEST_LIBS)
+tests_unit_check_rm_CPPFLAGS = $(EMULATOR_TEST_CPPFLAGS)
+tests_unit_check_rm_LDADD = $(EMULATOR_TEST_LIBS)

@@ -65,6 +65,7 @@ struct rm_space {
 struct abandoned {
     TPM2_HANDLE handle;
     time_t since;
+    uint64_t saved_seq;
     struct abandoned *next;
 };
 
@@ -367,7 +368,7 @@ static void session_remove(struct rm_space *s, struct session *x, int flush)
     s->n_sessions--;
 }
 
-static void abandon(struct rm *rm, TPM2_HANDLE h)
+static void abandon(struct rm *rm, TPM2_HANDLE h, uint64_t saved_seq)
 {
     struct abandoned *a = calloc(1, sizeof(*a));
 
@@ -378,6 +379,7 @@ static void abandon(struct rm *rm, TPM2_HANDLE h)
     }
     a->handle = h;
     a->since = time(NULL);
+    a->saved_seq = saved_seq;
     a->next = rm->abandoned;
     rm->abandoned = a;
     rm->n_abandoned++;
@@ -447,8 +449,9 @@ void rm_space_free(struct rm_space *s)
         struct session *x = s->sessions;
         if (x->state == SESS_SAVED_CLIENT) {
             TPM2_HANDLE h = x->handle;
+            uint64_t seq = x->saved_seq;
             session_remove(s, x, 0);
-            abandon(rm, h);
+            abandon(rm, h, seq);
         } else {
             session_remove(s, x, 1);
         }
@@ -539,34 +542,13 @@ static struct session *oldest_saved(struct rm *rm)
     return best;
 }
 
-/*
- * TPM_RC_CONTEXT_GAP: the oldest saved session is too far behind the context counter. Loading it
- * and saving it again gives it a fresh context ID. (The kernel's RM hangs here; abrmd does this.)
- * When the oldest is one a client saved, we have no blob: it is abandoned or flushed instead.
- */
-static int regap(struct rm *rm)
+/* Reloads and re-saves a session we saved, which gives it a fresh context ID. */
+static int regap_session(struct rm *rm, struct session *x)
 {
-    struct session *x = oldest_saved(rm);
     TPM2_HANDLE h;
     uint8_t *blob = NULL;
     size_t len;
 
-    if (x == NULL) {
-        if (rm->abandoned != NULL) {
-            struct abandoned **pp = &rm->abandoned;
-            while ((*pp)->next != NULL) {
-                pp = &(*pp)->next;
-            }
-            LOG_WARNING("context gap: flushing the oldest abandoned session 0x%08x",
-                        (*pp)->handle);
-            (void)tpm_flush(rm, (*pp)->handle);
-            free(*pp);
-            *pp = NULL;
-            rm->n_abandoned--;
-            return 0;
-        }
-        return -1;
-    }
     if (tpm_load(rm, x->blob, x->blob_len, &h) != TPM2_RC_SUCCESS ||
         tpm_save(rm, h, &blob, &len) != TPM2_RC_SUCCESS) {
         LOG_ERROR("context gap: cannot re-gap session 0x%08x", x->handle);
@@ -578,6 +560,39 @@ static int regap(struct rm *rm)
     x->saved_seq = ++rm->save_seq;
     LOG_DEBUG("context gap: re-gapped session 0x%08x", x->handle);
     return 0;
+}
+
+/* Flushes the oldest abandoned session (the end of the list); returns -1 when there is none. */
+static int flush_oldest_abandoned(struct rm *rm, const char *why)
+{
+    struct abandoned **pp = &rm->abandoned;
+
+    if (*pp == NULL) {
+        return -1;
+    }
+    while ((*pp)->next != NULL) {
+        pp = &(*pp)->next;
+    }
+    LOG_WARNING("flushing the abandoned client-saved session 0x%08x: %s", (*pp)->handle, why);
+    (void)tpm_flush(rm, (*pp)->handle);
+    free(*pp);
+    *pp = NULL;
+    rm->n_abandoned--;
+    return 0;
+}
+
+/*
+ * TPM_RC_CONTEXT_GAP, met anyway: re-gap the oldest session we saved, or give up the oldest
+ * abandoned one. (The kernel's RM hangs here; abrmd re-gaps.)
+ */
+static int regap(struct rm *rm)
+{
+    struct session *x = oldest_saved(rm);
+
+    if (x != NULL && rm->loaded_sessions < rm->max_loaded_sessions) {
+        return regap_session(rm, x);
+    }
+    return flush_oldest_abandoned(rm, "the context gap was reached");
 }
 
 static TPM2_RC evict_session(struct rm *rm, struct session *x)
@@ -665,7 +680,7 @@ static TPM2_RC make_session_room(struct rm *rm, struct rm_space *s, unsigned kee
                 }
             }
         }
-        if (victim == NULL) {
+        if (victim == NULL && s != NULL) {
             for (struct session *x = s->sessions; x != NULL; x = x->next) {
                 if (x->state == SESS_LOADED && !needed(need, n_need, x->handle) &&
                     (victim == NULL || x->last_use < victim->last_use)) {
@@ -709,6 +724,43 @@ static TPM2_RC load_session(struct rm *rm, struct session *x)
     x->state = SESS_LOADED;
     rm->loaded_sessions++;
     return TPM2_RC_SUCCESS;
+}
+
+/*
+ * libtpms refuses to save a session once the oldest saved one is 2^16 context saves behind
+ * (TPM_RC_CONTEXT_GAP). Reacting then is too late when every session slot is full: re-gapping
+ * needs a free slot to load the old session into. So sessions that fall half that far behind are
+ * re-gapped ahead of time, at the start of a command, when slots can be made free. Abandoned
+ * sessions that old are flushed: nobody may ever come back for them.
+ */
+#define REGAP_DISTANCE 32768
+
+static void keep_gap_small(struct rm *rm)
+{
+    for (int guard = 0; guard < 64; guard++) {
+        struct session *x = oldest_saved(rm);
+        if (x == NULL || rm->save_seq - x->saved_seq < REGAP_DISTANCE) {
+            break;
+        }
+        if (make_session_room(rm, NULL, rm->max_loaded_sessions - 1, NULL, 0) !=
+                TPM2_RC_SUCCESS ||
+            regap_session(rm, x) != 0) {
+            break;
+        }
+    }
+    for (struct abandoned **pp = &rm->abandoned; *pp != NULL;) {
+        struct abandoned *a = *pp;
+        if (rm->save_seq - a->saved_seq >= REGAP_DISTANCE) {
+            LOG_DEBUG("flushing abandoned session 0x%08x before it meets the context gap",
+                      a->handle);
+            (void)tpm_flush(rm, a->handle);
+            *pp = a->next;
+            free(a);
+            rm->n_abandoned--;
+        } else {
+            pp = &a->next;
+        }
+    }
 }
 
 /* ---- virtualised commands ---- */
@@ -1047,6 +1099,7 @@ void rm_execute(struct rm_space *s, uint8_t locality, uint8_t *cmd, size_t len,
         goto out;
     }
 
+    keep_gap_small(rm);
     for (int attempt = 0; attempt < 2; attempt++) {
         unsigned obj_keep = rm->max_loaded_objects - (unsigned)n_persistent - (creates ? 1 : 0);
         unsigned sess_keep = rm->max_loaded_sessions - (starts_session || ctx_load_session);
@@ -1143,6 +1196,7 @@ void rm_execute(struct rm_space *s, uint8_t locality, uint8_t *cmd, size_t len,
         struct session *x = find_session(s, vhandles[0]);
         if (x != NULL && x->state == SESS_LOADED) {
             x->state = SESS_SAVED_CLIENT;
+            x->saved_seq = ++rm->save_seq;
             rm->loaded_sessions--;
         }
     }
