@@ -2,6 +2,7 @@
 # link; sctpmd's main.c only parses options.
 noinst_LTLIBRARIES += emulator/libemulator.la
 emulator_libemulator_la_SOURCES = \
+	emulator/mfg.c emulator/mfg.h \
 	emulator/nvstore.c emulator/nvstore.h \
 	emulator/proto.c emulator/proto.h \
 	emulator/tpm.c emulator/tpm.h
@@ -14,7 +15,8 @@ EMULATOR_TEST_CPPFLAGS = $(UNIT_CPPFLAGS) -I$(top_srcdir)/emulator $(LIBTPMS_CFL
 	$(CRYPTO_CFLAGS)
 EMULATOR_TEST_LIBS = emulator/libemulator.la $(UNIT_LIBS)
 
-emulator_unit_tests = tests/unit/check_proto tests/unit/check_nvstore tests/unit/check_tpm
+emulator_unit_tests = tests/unit/check_proto tests/unit/check_nvstore tests/unit/check_tpm \
+	tests/unit/check_mfg
 check_PROGRAMS += $(emulator_unit_tests)
 TESTS += $(emulator_unit_tests)
 unit_tests += $(emulator_unit_tests)
@@ -24,3 +26,5 @@ tests_unit_check_nvstore_CPPFLAGS = $(EMULATOR_TEST_CPPFLAGS)
 tests_unit_check_nvstore_LDADD = $(EMULATOR_TEST_LIBS)
 tests_unit_check_tpm_CPPFLAGS = $(EMULATOR_TEST_CPPFLAGS)
 tests_unit_check_tpm_LDADD = $(EMULATOR_TEST_LIBS)
+tests_unit_check_mfg_CPPFLAGS = $(EMULATOR_TEST_CPPFLAGS)
+tests_unit_check_mfg_LDADD = $(EMULATOR_TEST_LIBS)
