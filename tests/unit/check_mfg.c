@@ -36,6 +36,14 @@ static const uint8_t tcg_ek_policy[32] = {
 /* restricted|decrypt|noDA|userWithAuth|sensitiveDataOrigin|fixedParent|fixedTPM */
 #define TCG_SRK_ATTRIBUTES 0x00030472u
 
+/*
+ * The first handle of each range. tss2's TPM2_PERSISTENT_FIRST and TPM2_TRANSIENT_FIRST shift an
+ * int-promoted 0x81/0x80 left by 24, which UBSan rightly reports as undefined.
+ */
+#define PERSISTENT_FIRST 0x81000000u
+#define TRANSIENT_FIRST  0x80000000u
+#define SESSION_FIRST    0x02000000u
+
 static char base[] = "/tmp/check_mfg.XXXXXX";
 static char dir_a[PATH_MAX], dir_b[PATH_MAX];
 
@@ -476,9 +484,9 @@ static void check_no_transients(ESYS_CONTEXT *esys)
 {
     TPML_HANDLE list;
 
-    list_handles(esys, TPM2_TRANSIENT_FIRST, &list);
+    list_handles(esys, TRANSIENT_FIRST, &list);
     ck_assert_uint_eq(list.count, 0);
-    list_handles(esys, TPM2_LOADED_SESSION_FIRST, &list);
+    list_handles(esys, SESSION_FIRST, &list);
     ck_assert_uint_eq(list.count, 0);
 }
 
@@ -506,7 +514,7 @@ START_TEST(test_manufacture)
     esys = esys_open();
 
     /* Exactly the three persistent keys, and nothing transient left loaded. */
-    list_handles(esys, TPM2_PERSISTENT_FIRST, &list);
+    list_handles(esys, PERSISTENT_FIRST, &list);
     ck_assert_uint_eq(list.count, 3);
     ck_assert_uint_eq(list.handle[0], 0x81000001);
     ck_assert_uint_eq(list.handle[1], 0x81010001);
@@ -575,7 +583,7 @@ START_TEST(test_manufacture)
     ck_assert_str_eq(pem_before, pem_after);
     free(pem_before);
     free(pem_after);
-    list_handles(esys, TPM2_PERSISTENT_FIRST, &list);
+    list_handles(esys, PERSISTENT_FIRST, &list);
     ck_assert_uint_eq(list.count, 3);
 
     X509_STORE_free(store);
@@ -642,7 +650,7 @@ START_TEST(test_failure_rolls_back)
     ck_assert_int_eq(mfg_run(missing, err, sizeof(err)), SCTPM_RC_IO);
     ck_assert_ptr_nonnull(strstr(err, "temporary file"));
     esys = esys_open();
-    list_handles(esys, TPM2_PERSISTENT_FIRST, &list);
+    list_handles(esys, PERSISTENT_FIRST, &list);
     ck_assert_uint_eq(list.count, 0);
     check_no_transients(esys);
 
@@ -657,7 +665,7 @@ START_TEST(test_failure_rolls_back)
     ck_assert_int_eq(mfg_run(dir_a, err, sizeof(err)), SCTPM_RC_TPM);
     ck_assert_ptr_nonnull(strstr(err, "NV_DefineSpace"));
     ck_assert_ptr_nonnull(strstr(err, "(TSS2_RC 0x00000"));
-    list_handles(esys, TPM2_PERSISTENT_FIRST, &list);
+    list_handles(esys, PERSISTENT_FIRST, &list);
     ck_assert_uint_eq(list.count, 0);
     ck_assert(!has_handle(esys, 0x01c00002));
     ck_assert(!has_handle(esys, 0x01c0000a));
