@@ -724,17 +724,20 @@ static enum sctpm_rc make_ca(struct mfg *m)
         rc = ossl_fail(m, "encode the EK CA as PEM");
         goto out;
     }
-    /* The key first: a certificate on disk without its key would be a CA nobody can use. */
-    m->wrote_ca_key = 1;
+    /*
+     * The key first: a certificate on disk without its key would be a CA nobody can use. A file
+     * is only marked for rollback once written, so a failed write never removes an older file.
+     */
     rc = write_bio(m, MFG_CA_KEY_FILE, key_pem, 0600);
     if (rc != SCTPM_RC_SUCCESS) {
         goto out;
     }
-    m->wrote_ca_cert = 1;
+    m->wrote_ca_key = 1;
     rc = write_bio(m, MFG_CA_CERT_FILE, pem, 0644);
     if (rc != SCTPM_RC_SUCCESS) {
         goto out;
     }
+    m->wrote_ca_cert = 1;
     LOG_DEBUG("EK CA '%s' written to %s", cn, m->dir);
 out:
     BIO_free(key_pem);
