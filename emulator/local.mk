@@ -28,3 +28,4 @@ tests_unit_check_tpm_CPPFLAGS = $(EMULATOR_TEST_CPPFLAGS)
 tests_unit_check_tpm_LDADD = $(EMULATOR_TEST_LIBS)
 tests_unit_check_mfg_CPPFLAGS = $(EMULATOR_TEST_CPPFLAGS)
 tests_unit_check_mfg_LDADD = $(EMULATOR_TEST_LIBS)
+tests_unit_check_mfg_LDFLAGS = $(AM_LDFLAGS) -Wl,--wrap=Esys_CreatePrimary

@@ -637,11 +637,65 @@ START_TEST(test_fresh_states_differ)
 }
 END_TEST
 
-/* A failed run takes back what it made, so that a retry finds a clean TPM. */
+/*
+ * The SRK is the last step, so failing it shows that everything before is taken back. The seam:
+ * check_mfg links with -Wl,--wrap=Esys_CreatePrimary, and this wrapper fails the next
+ * CreatePrimary under the owner hierarchy with `srk_failure` when that is set.
+ */
+static TSS2_RC srk_failure = TSS2_RC_SUCCESS;
+
+TSS2_RC __real_Esys_CreatePrimary(ESYS_CONTEXT *esys, ESYS_TR primaryHandle, ESYS_TR shandle1,
+                                  ESYS_TR shandle2, ESYS_TR shandle3,
+                                  const TPM2B_SENSITIVE_CREATE *inSensitive,
+                                  const TPM2B_PUBLIC *inPublic, const TPM2B_DATA *outsideInfo,
+                                  const TPML_PCR_SELECTION *creationPCR, ESYS_TR *objectHandle,
+                                  TPM2B_PUBLIC **outPublic, TPM2B_CREATION_DATA **creationData,
+                                  TPM2B_DIGEST **creationHash, TPMT_TK_CREATION **creationTicket);
+TSS2_RC __wrap_Esys_CreatePrimary(ESYS_CONTEXT *esys, ESYS_TR primaryHandle, ESYS_TR shandle1,
+                                  ESYS_TR shandle2, ESYS_TR shandle3,
+                                  const TPM2B_SENSITIVE_CREATE *inSensitive,
+                                  const TPM2B_PUBLIC *inPublic, const TPM2B_DATA *outsideInfo,
+                                  const TPML_PCR_SELECTION *creationPCR, ESYS_TR *objectHandle,
+                                  TPM2B_PUBLIC **outPublic, TPM2B_CREATION_DATA **creationData,
+                                  TPM2B_DIGEST **creationHash, TPMT_TK_CREATION **creationTicket);
+TSS2_RC __wrap_Esys_CreatePrimary(ESYS_CONTEXT *esys, ESYS_TR primaryHandle, ESYS_TR shandle1,
+                                  ESYS_TR shandle2, ESYS_TR shandle3,
+                                  const TPM2B_SENSITIVE_CREATE *inSensitive,
+                                  const TPM2B_PUBLIC *inPublic, const TPM2B_DATA *outsideInfo,
+                                  const TPML_PCR_SELECTION *creationPCR, ESYS_TR *objectHandle,
+                                  TPM2B_PUBLIC **outPublic, TPM2B_CREATION_DATA **creationData,
+                                  TPM2B_DIGEST **creationHash, TPMT_TK_CREATION **creationTicket)
+{
+    if (srk_failure != TSS2_RC_SUCCESS && primaryHandle == ESYS_TR_RH_OWNER) {
+        TSS2_RC r = srk_failure;
+        srk_failure = TSS2_RC_SUCCESS;
+        return r;
+    }
+    return __real_Esys_CreatePrimary(esys, primaryHandle, shandle1, shandle2, shandle3, inSensitive,
+                                     inPublic, outsideInfo, creationPCR, objectHandle, outPublic,
+                                     creationData, creationHash, creationTicket);
+}
+
+/* Nothing of a manufacture is left: no keys, no certificate indices, no CA files. */
+static void check_nothing_made(ESYS_CONTEXT *esys, const char *dir)
+{
+    TPML_HANDLE list;
+
+    list_handles(esys, PERSISTENT_FIRST, &list);
+    ck_assert_uint_eq(list.count, 0);
+    ck_assert(!has_handle(esys, 0x01c00002));
+    ck_assert(!has_handle(esys, 0x01c0000a));
+    check_no_transients(esys);
+    ck_assert(!file_exists(dir, MFG_CA_CERT_FILE));
+    ck_assert(!file_exists(dir, MFG_CA_KEY_FILE));
+    check_no_temp_files(dir);
+}
+
+/* A failed run takes back what it made, so that a retry finds a clean TPM and succeeds. */
 START_TEST(test_failure_rolls_back)
 {
     struct nvstore *st = start_fresh(dir_a, NVSTORE_FSYNC_NEVER);
-    ESYS_CONTEXT *esys;
+    ESYS_CONTEXT *esys = esys_open();
     TPML_HANDLE list;
     char missing[PATH_MAX + 16], err[256];
 
@@ -649,30 +703,41 @@ START_TEST(test_failure_rolls_back)
     join(missing, sizeof(missing), base, "missing");
     ck_assert_int_eq(mfg_run(missing, err, sizeof(err)), SCTPM_RC_IO);
     ck_assert_ptr_nonnull(strstr(err, "temporary file"));
-    esys = esys_open();
-    list_handles(esys, PERSISTENT_FIRST, &list);
-    ck_assert_uint_eq(list.count, 0);
-    check_no_transients(esys);
+    check_nothing_made(esys, dir_a);
 
-    /*
-     * Without the platform hierarchy the certificate indices cannot be defined: the TSS error is
-     * reported with its raw code, and the EKs and the CA files are removed again.
-     */
+    /* The SRK fails after both certificates are locked in NV: the indices go too. */
+    srk_failure = TPM2_RC_OBJECT_MEMORY;
+    ck_assert_int_eq(mfg_run(dir_a, err, sizeof(err)), SCTPM_RC_TPM);
+    ck_assert_ptr_nonnull(strstr(err, "SRK"));
+    ck_assert_ptr_nonnull(strstr(err, "(TSS2_RC 0x00000902)"));
+    check_nothing_made(esys, dir_a);
+
+    manufacture(dir_a, "after two failures");
+    list_handles(esys, PERSISTENT_FIRST, &list);
+    ck_assert_uint_eq(list.count, 3);
+    ck_assert(has_handle(esys, 0x01c00002));
+    ck_assert(has_handle(esys, 0x01c0000a));
+    Esys_Finalize(&esys);
+    stop(st);
+}
+END_TEST
+
+/* A TPM error is reported with its raw code (here: no platform hierarchy for the NV indices). */
+START_TEST(test_tpm_error_reported)
+{
+    struct nvstore *st = start_fresh(dir_a, NVSTORE_FSYNC_NEVER);
+    ESYS_CONTEXT *esys = esys_open();
+    char err[256];
+
     ck_assert_int_eq(Esys_HierarchyControl(esys, ESYS_TR_RH_PLATFORM, ESYS_TR_PASSWORD,
                                            ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_RH_PLATFORM,
                                            TPM2_NO),
                      TSS2_RC_SUCCESS);
     ck_assert_int_eq(mfg_run(dir_a, err, sizeof(err)), SCTPM_RC_TPM);
     ck_assert_ptr_nonnull(strstr(err, "NV_DefineSpace"));
-    ck_assert_ptr_nonnull(strstr(err, "(TSS2_RC 0x00000"));
-    list_handles(esys, PERSISTENT_FIRST, &list);
-    ck_assert_uint_eq(list.count, 0);
-    ck_assert(!has_handle(esys, 0x01c00002));
-    ck_assert(!has_handle(esys, 0x01c0000a));
-    check_no_transients(esys);
-    ck_assert(!file_exists(dir_a, MFG_CA_CERT_FILE));
-    ck_assert(!file_exists(dir_a, MFG_CA_KEY_FILE));
-    check_no_temp_files(dir_a);
+    /* TPM_RC_HIERARCHY (0x085) for handle 1 (0x100). */
+    ck_assert_ptr_nonnull(strstr(err, "(TSS2_RC 0x00000185)"));
+    check_nothing_made(esys, dir_a);
     Esys_Finalize(&esys);
     stop(st);
 }
@@ -705,6 +770,7 @@ int main(void)
     tcase_add_test(tc, test_manufacture);
     tcase_add_test(tc, test_fresh_states_differ);
     tcase_add_test(tc, test_failure_rolls_back);
+    tcase_add_test(tc, test_tpm_error_reported);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
