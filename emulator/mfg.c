@@ -68,6 +68,12 @@ static const uint8_t ek_policy[32] = {
 #define DAY_SECONDS 86400L
 /* Twenty years, counting the five leap days they contain. */
 #define CA_VALIDITY_DAYS (20 * 365 + 5)
+/*
+ * 2025-01-01T00:00:00Z. A device without a real-time clock may manufacture its TPM while its
+ * clock still says 1970; a CA that expired in 1990 would fail every verification once the clock
+ * is set, so the CA's twenty years count from no earlier than this.
+ */
+#define CA_TIME_FLOOR ((time_t)1735689600)
 /* RFC 5280 §4.1.2.5: 99991231235959Z means "no well-defined expiration date". */
 #define EK_CERT_NOT_AFTER "99991231235959Z"
 #define SERIAL_BYTES      16
@@ -681,10 +687,15 @@ static enum sctpm_rc make_ca(struct mfg *m)
 {
     X509_NAME *name = NULL;
     BIO *pem = NULL, *key_pem = NULL;
+    time_t not_after_base = time(NULL);
     uint8_t id[4];
     char cn[64];
     enum sctpm_rc rc = SCTPM_RC_GENERAL_FAILURE;
 
+    if (not_after_base < CA_TIME_FLOOR) {
+        LOG_WARNING("the clock is before 2025; the EK CA's validity counts from 2025");
+        not_after_base = CA_TIME_FLOOR;
+    }
     m->ca_key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
     if (m->ca_key == NULL) {
         rc = ossl_fail(m, "generate the EK CA key");
@@ -706,9 +717,10 @@ static enum sctpm_rc make_ca(struct mfg *m)
                                     -1, 0) ||
         !X509_set_version(m->ca_cert, X509_VERSION_3) || !set_random_serial(m->ca_cert) ||
         !X509_set_subject_name(m->ca_cert, name) || !X509_set_issuer_name(m->ca_cert, name) ||
-        /* A day of slack for clocks behind ours; the TPM outlives any use of the CA. */
+        /* A day of slack for verifiers whose clocks run behind ours. */
         X509_gmtime_adj(X509_getm_notBefore(m->ca_cert), -DAY_SECONDS) == NULL ||
-        X509_time_adj_ex(X509_getm_notAfter(m->ca_cert), CA_VALIDITY_DAYS, 0, NULL) == NULL ||
+        X509_time_adj_ex(X509_getm_notAfter(m->ca_cert), CA_VALIDITY_DAYS, 0, &not_after_base) ==
+            NULL ||
         !X509_set_pubkey(m->ca_cert, m->ca_key) ||
         /* pathlen:0 because this CA signs EK certificates only, never another CA. */
         !add_ext(m->ca_cert, m->ca_cert, NID_basic_constraints, "critical,CA:TRUE,pathlen:0") ||

@@ -346,6 +346,14 @@ static void check_ek_cert(X509 *ca, X509_STORE *store, const uint8_t *der, size_
 
     ck_assert_int_eq(X509_get_version(x), X509_VERSION_3);
     ck_assert_int_eq(X509_NAME_entry_count(X509_get_subject_name(x)), 0);
+    /* No well-defined expiry (RFC 5280 4.1.2.5), and valid since yesterday. */
+    {
+        ASN1_TIME *forever = ASN1_TIME_new();
+        ck_assert_int_eq(ASN1_TIME_set_string_X509(forever, "99991231235959Z"), 1);
+        ck_assert_int_eq(ASN1_TIME_compare(X509_get0_notAfter(x), forever), 0);
+        ASN1_TIME_free(forever);
+        ck_assert_int_lt(X509_cmp_current_time(X509_get0_notBefore(x)), 0);
+    }
     ck_assert_int_eq(X509_check_ca(x), 0);
     /* OpenSSL understands every critical extension (EXFLAG_CRITICAL flags one it does not). */
     ck_assert_uint_eq(X509_get_extension_flags(x) & EXFLAG_CRITICAL, 0);
@@ -544,6 +552,14 @@ START_TEST(test_manufacture)
     ca = load_cert_pem(dir_a);
     ck_assert_int_eq(X509_verify(ca, X509_get0_pubkey(ca)), 1);
     ck_assert_int_eq(X509_check_ca(ca), 1);
+    {
+        int days = 0, secs = 0;
+        ck_assert_int_eq(
+            ASN1_TIME_diff(&days, &secs, X509_get0_notBefore(ca), X509_get0_notAfter(ca)), 1);
+        /* Twenty years (7305 days) from now, from a notBefore of yesterday. */
+        ck_assert_int_ge(days, 7305);
+        ck_assert_int_le(days, 7306);
+    }
     join(path, sizeof(path), dir_a, MFG_CA_KEY_FILE);
     f = fopen(path, "r");
     ck_assert_ptr_nonnull(f);
