@@ -44,23 +44,37 @@ static const uint8_t tcg_ek_policy[32] = {
 #define TRANSIENT_FIRST  0x80000000u
 #define SESSION_FIRST    0x02000000u
 
-static char base[] = "/tmp/check_mfg.XXXXXX";
+static char base[PATH_MAX];
 static char dir_a[PATH_MAX], dir_b[PATH_MAX];
 
+/*
+ * Each test gets a fresh directory. Under tests/run-test it lies inside SCTPM_TEST_DIR, which
+ * run-test removes even when a failed assertion ends the test before teardown() runs.
+ */
 static void setup(void)
 {
+    const char *parent = getenv("SCTPM_TEST_DIR");
+    int n;
+
+    if (parent == NULL || parent[0] == '\0') {
+        parent = "/tmp";
+    }
+    n = snprintf(base, sizeof(base), "%s/check_mfg.XXXXXX", parent);
+    ck_assert(n > 0 && (size_t)n < sizeof(base) - 2);
     ck_assert_ptr_nonnull(mkdtemp(base));
-    snprintf(dir_a, sizeof(dir_a), "%s/a", base);
-    snprintf(dir_b, sizeof(dir_b), "%s/b", base);
+    n = snprintf(dir_a, sizeof(dir_a), "%s/a", base);
+    ck_assert(n > 0 && (size_t)n < sizeof(dir_a));
+    n = snprintf(dir_b, sizeof(dir_b), "%s/b", base);
+    ck_assert(n > 0 && (size_t)n < sizeof(dir_b));
 }
 
 static void teardown(void)
 {
     char cmd[PATH_MAX + 16];
+    int n = snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base);
 
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", base);
+    ck_assert(n > 0 && (size_t)n < sizeof(cmd));
     ck_assert_int_eq(system(cmd), 0);
-    strcpy(base, "/tmp/check_mfg.XXXXXX");
 }
 
 /* Writes dir/name to `buf`, which must hold it. */
