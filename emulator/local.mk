@@ -3,6 +3,7 @@
 noinst_LTLIBRARIES += emulator/libemulator.la
 emulator_libemulator_la_SOURCES = \
 	emulator/daemon.c emulator/daemon.h \
+	emulator/mfg.c emulator/mfg.h \
 	emulator/nvstore.c emulator/nvstore.h \
 	emulator/proto.c emulator/proto.h \
 	emulator/rm.c emulator/rm.h \
@@ -23,7 +24,7 @@ EMULATOR_TEST_CPPFLAGS = $(UNIT_CPPFLAGS) -I$(top_srcdir)/emulator $(LIBTPMS_CFL
 EMULATOR_TEST_LIBS = emulator/libemulator.la $(UNIT_LIBS)
 
 emulator_unit_tests = tests/unit/check_proto tests/unit/check_nvstore tests/unit/check_tpm \
-	tests/unit/check_rm
+	tests/unit/check_rm tests/unit/check_mfg
 check_PROGRAMS += $(emulator_unit_tests)
 TESTS += $(emulator_unit_tests)
 unit_tests += $(emulator_unit_tests)
@@ -35,3 +36,6 @@ tests_unit_check_tpm_CPPFLAGS = $(EMULATOR_TEST_CPPFLAGS)
 tests_unit_check_tpm_LDADD = $(EMULATOR_TEST_LIBS)
 tests_unit_check_rm_CPPFLAGS = $(EMULATOR_TEST_CPPFLAGS)
 tests_unit_check_rm_LDADD = $(EMULATOR_TEST_LIBS)
+tests_unit_check_mfg_CPPFLAGS = $(EMULATOR_TEST_CPPFLAGS)
+tests_unit_check_mfg_LDADD = $(EMULATOR_TEST_LIBS)
+tests_unit_check_mfg_LDFLAGS = $(AM_LDFLAGS) -Wl,--wrap=Esys_CreatePrimary

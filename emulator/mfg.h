@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * mfg: the first-start manufacture of a software TPM's identity.
+ *
+ * A chip vendor ships a TPM with endorsement keys whose certificates, signed by the vendor's CA,
+ * sit in NV; sctpmd does the same for the TPM it has just created, in process, so that tools and
+ * cloud services that read the EK certificate (tpm2_getekcertificate, Azure DPS attestation) find
+ * what they expect. Each state directory gets its own "EK CA" (DIR/ek-ca.pem, DIR/ek-ca.key):
+ * the certificates prove only that the EK belongs to this software TPM, never that it is hardware.
+ *
+ * Objects made (handles from the TCG EK Credential Profile and TPM 2.0 Provisioning Guidance):
+ *   0x81010001  RSA-2048 EK (template L-1)        certificate in NV 0x01c00002
+ *   0x81010002  ECC NIST P-256 EK (template L-2)  certificate in NV 0x01c0000a
+ *   0x81000001  RSA-2048 SRK (storage key template)
+ * The certificate indices are platform-created and write-locked, so no owner can replace them.
+ *
+ * All functions talk to the one libtpms TPM of the process (tpm.h) and so share its rule: call
+ * them from the thread that owns the TPM only.
+ */
+#ifndef SCTPM_EMULATOR_MFG_H
+#define SCTPM_EMULATOR_MFG_H
+
+#include <stddef.h>
+
+#include <tss2/tss2_tpm2_types.h>
+
+#include "sctpm/rc.h"
+
+#define MFG_EK_RSA_HANDLE  0x81010001u
+#define MFG_EK_ECC_HANDLE  0x81010002u
+#define MFG_SRK_HANDLE     0x81000001u
+#define MFG_EK_RSA_CERT_NV 0x01c00002u
+#define MFG_EK_ECC_CERT_NV 0x01c0000au
+
+/* File names, inside the state directory, of the EK CA certificate and its private key. */
+#define MFG_CA_CERT_FILE "ek-ca.pem"
+#define MFG_CA_KEY_FILE  "ek-ca.key"
+
+/*
+ * Manufactures the identity of a freshly created TPM (tpm_start() reported fresh): creates and
+ * persists both EKs and the SRK, creates the EK CA in `state_dir` and stores an EK certificate
+ * for each EK in NV. The TPM must be running.
+ *
+ * It is all or nothing short of a crash: on failure the objects, NV indices and files made so far
+ * are removed again (best effort), so a retry starts from a clean TPM. A TPM that already holds
+ * any of the handles above is refused with SCTPM_RC_EXISTS and left untouched.
+ *
+ * Returns SCTPM_RC_SUCCESS, or SCTPM_RC_NO_TPM (not running), SCTPM_RC_EXISTS, SCTPM_RC_TPM (a
+ * TPM or TSS error; the raw TSS2_RC is in `err` as 0x%08x and logged), SCTPM_RC_IO (a file),
+ * SCTPM_RC_TOO_LARGE (a certificate exceeds the TPM's NV index size), SCTPM_RC_NO_MEMORY or
+ * SCTPM_RC_GENERAL_FAILURE (OpenSSL), with one sentence in `err` (NULL or `errlen` 0: no text).
+ */
+enum sctpm_rc mfg_run(const char *state_dir, char *err, size_t errlen);
+
+/*
+ * The TCG templates, for anyone who must re-create or look for these keys (the shim creates the
+ * SRK from mfg_srk_template() when it is absent). Each fills all of `*out` [out].
+ *   mfg_ek_rsa_template: EK Credential Profile template L-1 (RSA 2048, AES-128-CFB, 256 zero
+ *                        bytes of unique, PolicySecret(TPM_RH_ENDORSEMENT)).
+ *   mfg_ek_ecc_template: template L-2 (NIST P-256, AES-128-CFB, unique x and y of 32 zero bytes).
+ *   mfg_srk_template:    Provisioning Guidance SRK (RSA 2048, AES-128-CFB, userWithAuth|noDA,
+ *                        empty policy, 256 zero bytes of unique).
+ */
+void mfg_ek_rsa_template(TPM2B_PUBLIC *out);
+void mfg_ek_ecc_template(TPM2B_PUBLIC *out);
+void mfg_srk_template(TPM2B_PUBLIC *out);
+
+#endif /* SCTPM_EMULATOR_MFG_H */
