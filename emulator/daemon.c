@@ -20,6 +20,7 @@
 #include "daemon.h"
 #include "io.h"
 #include "log.h"
+#include "mfg.h"
 #include "tpm.h"
 
 /*
@@ -132,6 +133,65 @@ static int write_pidfile(const char *path, char *err, size_t errlen)
     return 0;
 }
 
+/*
+ * First start must be all or nothing: libtpms saves its state after every command, so a crash
+ * while the identity (EKs, certificates, SRK) is being made would leave a TPM that looks
+ * manufactured but is not. A marker file exists from before the new TPM's first save until its
+ * identity is complete; finding it at start means the last first start was interrupted, and its
+ * partial state (which cannot hold anybody's keys yet) is discarded so manufacture runs again.
+ */
+#define MANUFACTURING ".manufacturing"
+
+static int dirfd_of(struct nvstore *store)
+{
+    return open(nvstore_dir(store), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+static int prepare_first_start(struct nvstore *store, const char *dir, char *err, size_t errlen)
+{
+    char path[PATH_MAX + 64];
+    struct stat sb;
+    int dfd = dirfd_of(store), fd, r = -1;
+
+    if (dfd < 0) {
+        snprintf(err, errlen, "cannot open %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    if (fstatat(dfd, MANUFACTURING, &sb, 0) == 0) {
+        LOG_WARNING("the first start of %s was interrupted while its identity was made; "
+                    "discarding the incomplete TPM and manufacturing again", dir);
+        if (nvstore_delete(store, "permall") != SCTPM_RC_SUCCESS ||
+            nvstore_delete(store, "volatilestate") != SCTPM_RC_SUCCESS) {
+            snprintf(err, errlen, "%s", nvstore_error(store));
+            goto out;
+        }
+        (void)unlinkat(dfd, MFG_CA_CERT_FILE, 0);
+        (void)unlinkat(dfd, MFG_CA_KEY_FILE, 0);
+    } else {
+        if (nvstore_path(store, "permall", path, sizeof(path)) != 0) {
+            snprintf(err, errlen, "state path too long");
+            goto out;
+        }
+        if (stat(path, &sb) == 0) {
+            r = 0; /* an existing TPM: nothing to prepare */
+            goto out;
+        }
+    }
+    fd = openat(dfd, MANUFACTURING, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0 || fsync(fd) != 0 || fsync(dfd) != 0) {
+        snprintf(err, errlen, "cannot create %s/%s: %s", dir, MANUFACTURING, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+        }
+        goto out;
+    }
+    close(fd);
+    r = 0;
+out:
+    close(dfd);
+    return r;
+}
+
 static void fail_start(const char *msg)
 {
     LOG_ERROR("%s", msg);
@@ -148,7 +208,7 @@ int daemon_run(const struct daemon_config *cfg)
     struct server *srv = NULL;
     struct server_config scfg = cfg->server;
     uint8_t key[NVSTORE_KEY_SIZE];
-    char err[600], msg[PATH_MAX + 700];
+    char err[PATH_MAX + 700], msg[2 * PATH_MAX + 1500];
     int have_key = 0, fresh = 0, status = 1, tpm_on = 0, pid_written = 0;
     struct timespec t0, t1;
     char dir[PATH_MAX];
@@ -174,6 +234,10 @@ int daemon_run(const struct daemon_config *cfg)
     if (realpath(cfg->state_dir, dir) == NULL) {
         snprintf(dir, sizeof(dir), "%s", cfg->state_dir);
     }
+    if (prepare_first_start(store, dir, err, sizeof(err)) != 0) {
+        fail_start(err);
+        goto out;
+    }
     if (tpm_start(store, &fresh, err, sizeof(err)) != SCTPM_RC_SUCCESS) {
         snprintf(msg, sizeof(msg), "cannot start the TPM from state %s: %s (the state was left "
                  "untouched)", dir, err);
@@ -182,7 +246,28 @@ int daemon_run(const struct daemon_config *cfg)
     }
     tpm_on = 1;
     if (fresh) {
-        LOG_INFO("manufactured a new TPM in %s", dir);
+        if (mfg_run(dir, err, sizeof(err)) != SCTPM_RC_SUCCESS) {
+            snprintf(msg, sizeof(msg), "cannot manufacture the new TPM in %s: %s (nothing was "
+                     "saved; the next start tries again)", dir, err);
+            fail_start(msg);
+            goto out;
+        }
+        {
+            int dfd = dirfd_of(store);
+            int bad = dfd < 0 || unlinkat(dfd, MANUFACTURING, 0) != 0 || fsync(dfd) != 0;
+            if (dfd >= 0) {
+                close(dfd);
+            }
+            if (bad) {
+                snprintf(msg, sizeof(msg), "cannot remove %s/%s: %s", dir, MANUFACTURING,
+                         strerror(errno));
+                fail_start(msg);
+                goto out;
+            }
+        }
+        LOG_INFO("manufactured a new TPM in %s: EKs at 0x81010001 (RSA) and 0x81010002 (ECC) "
+                 "with certificates from %s/ek-ca.pem, SRK at 0x81000001",
+                 dir, dir);
     }
     if (server_create(&scfg, &srv, err, sizeof(err)) != SCTPM_RC_SUCCESS) {
         fail_start(err);

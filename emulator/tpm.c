@@ -348,6 +348,10 @@ enum sctpm_rc tpm_start(struct nvstore *store, int *fresh, char *err, size_t err
 
     g.store = store;
     *fresh = 0;
+    free(g.preload);
+    g.preload = NULL;
+    free(g.client_perm);
+    g.client_perm = NULL;
     /*
      * Read and check the permanent state ourselves before libtpms sees it: libtpms would treat an
      * unreadable state like a missing one and manufacture a new TPM over it, destroying every key.
