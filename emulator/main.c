@@ -46,6 +46,8 @@ static void usage(FILE *f)
             "  --max-objects N        transient objects per client (default 32)\n"
             "  --max-sessions N       sessions per client (default 8)\n"
             "  --max-objects-total N  transient objects of all clients (default 1024)\n"
+            "  --swtpm-space-idle S   how long the objects of a swtpm-dialect client outlive\n"
+            "                         its last connection (default 30 s; see the man page)\n"
             "  --busy-poll-us N       after a command, poll N microseconds for the next one\n"
             "                         before sleeping (default 50; 0 turns it off)\n"
             "  --log SPEC             log level: error, warning, info (default), debug, trace,\n"
@@ -99,6 +101,7 @@ int main(int argc, char **argv)
         OPT_RM_OBJECTS,
         OPT_RM_SESSIONS,
         OPT_RM_OBJECTS_TOTAL,
+        OPT_SWTPM_IDLE,
         OPT_LOG,
         OPT_LOG_FILE,
         OPT_HELP,
@@ -125,6 +128,7 @@ int main(int argc, char **argv)
         {"max-objects", required_argument, NULL, OPT_RM_OBJECTS},
         {"max-sessions", required_argument, NULL, OPT_RM_SESSIONS},
         {"max-objects-total", required_argument, NULL, OPT_RM_OBJECTS_TOTAL},
+        {"swtpm-space-idle", required_argument, NULL, OPT_SWTPM_IDLE},
         {"log", required_argument, NULL, OPT_LOG},
         {"log-file", required_argument, NULL, OPT_LOG_FILE},
         {"help", no_argument, NULL, OPT_HELP},
@@ -274,6 +278,12 @@ int main(int argc, char **argv)
                 return bad("--max-objects-total", optarg, "a number from 1 to 1000000");
             }
             cfg.server.rm.max_objects_total = (unsigned)v;
+            break;
+        case OPT_SWTPM_IDLE:
+            if (parse_uint(optarg, 86400, &v) != 0) {
+                return bad("--swtpm-space-idle", optarg, "seconds from 0 to 86400");
+            }
+            cfg.server.raw_space_idle = (unsigned)v;
             break;
         case OPT_LOG:
             if (log_configure(optarg) != 0) {

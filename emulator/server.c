@@ -90,16 +90,18 @@ struct conn {
 };
 
 /*
- * A space for swtpm-dialect clients, keyed by who they are: the process (Unix peer pid) or, over
- * TCP, the user (uid of the peer socket, from /proc/net/tcp). It lives while connections use it
- * and for raw_space_idle seconds after the last one, or until the process is gone.
+ * A space for swtpm-dialect clients, keyed by who they are. Over a Unix socket that is the peer
+ * process (SO_PEERCRED pid), and the space lives as long as the process does. Over TCP the peer
+ * process cannot be known cheaply, so it is the user (the uid of the peer socket, from
+ * /proc/net/tcp): the space lives while connections use it and for raw_space_idle seconds after
+ * the last one.
  */
 struct keyed_space {
     char key[48];
     pid_t pid; /* 0 when keyed by uid */
     struct rm_space *space;
     unsigned refs;
-    time_t idle_since;
+    uint64_t idle_since; /* monotonic ns */
     struct keyed_space *next;
 };
 
@@ -124,6 +126,14 @@ struct server {
 };
 
 static struct rm *the_rm; /* for power_cycle(): the TPM's contents are gone after a reset */
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 static time_t now_s(void)
 {
@@ -407,7 +417,7 @@ static void conn_close(struct server *srv, struct conn *c, const char *why)
     rm_space_free(c->space);
     c->space = NULL;
     if (c->keyed != NULL && --c->keyed->refs == 0) {
-        c->keyed->idle_since = now_s();
+        c->keyed->idle_since = now_ns();
     }
     c->keyed = NULL;
     c->dead = 1;
@@ -716,13 +726,15 @@ static struct keyed_space *keyed_get(struct server *srv, struct conn *c)
 /* Frees keyed spaces whose last connection is long gone, or whose process has exited. */
 static void keyed_reap(struct server *srv, int all)
 {
-    time_t now = now_s();
+    uint64_t now = now_ns();
 
     for (struct keyed_space **pp = &srv->keyed; *pp != NULL;) {
         struct keyed_space *k = *pp;
         int gone = k->refs == 0 &&
-                   (all || now - k->idle_since >= (time_t)srv->cfg.raw_space_idle ||
-                    (k->pid > 0 && kill(k->pid, 0) != 0 && errno == ESRCH));
+                   (all ||
+                    (k->pid > 0 ? kill(k->pid, 0) != 0 && errno == ESRCH
+                                : now - k->idle_since >=
+                                      (uint64_t)srv->cfg.raw_space_idle * 1000000000u));
         if (gone) {
             LOG_DEBUG("swtpm-dialect space %s released", k->key);
             rm_space_free(k->space);
@@ -1130,13 +1142,6 @@ static int handle_swtpm_ctrl(struct server *srv, struct conn *c, const struct pr
 
 /* ---- reading and dispatch ---- */
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /*
  * tcti-mssim writes a command's 9-byte header and its body in two write() calls, microseconds

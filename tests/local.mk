@@ -38,6 +38,7 @@ integration_tests = \
 	tests/integration/emulator-crash.sh \
 	tests/integration/emulator-garbage.sh \
 	tests/integration/emulator-identity.sh \
+	tests/integration/emulator-rm.sh \
 	tests/integration/emulator-state.sh \
 	tests/integration/emulator-swtpm-ctrl.sh \
 	tests/integration/emulator-tools.sh

@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * tpm-client: an ESAPI test client that checks every answer it gets.
- *   tpm-client TCTI ITERATIONS [OBJECTS [--no-flush] [--session]]
+ *   tpm-client TCTI ITERATIONS [OBJECTS [--no-flush] [--session] [--ready FILE]]
  * Loads OBJECTS (default 1) HMAC keys with known random key bytes through TPM2_LoadExternal, then
  * runs ITERATIONS TPM2_HMAC calls spread over the keys and compares each result with OpenSSL's
  * HMAC of the same data. With --session each HMAC also runs under an HMAC authorization session
- * (with continueSession). Keys are flushed at the end unless --no-flush. Exits 0 only when every
+ * (with continueSession). With --ready, FILE is created once the keys (and session) are loaded.
+ * Keys are flushed at the end unless --no-flush. Exits 0 only when every
  * call succeeded and every result matched; prints "ok N hmacs" on success.
  */
 #include <stdio.h>
@@ -36,6 +37,7 @@ int main(int argc, char **argv)
     ESYS_TR keys[MAX_OBJECTS], session = ESYS_TR_NONE;
     uint8_t secrets[MAX_OBJECTS][32];
     int n, objects = 1, flush = 1, use_session = 0, status = 1;
+    const char *ready = NULL;
 
     if (argc < 3) {
         fprintf(stderr, "usage: tpm-client TCTI ITERATIONS [OBJECTS [--no-flush] [--session]]\n");
@@ -50,6 +52,8 @@ int main(int argc, char **argv)
             flush = 0;
         } else if (strcmp(argv[i], "--session") == 0) {
             use_session = 1;
+        } else if (strcmp(argv[i], "--ready") == 0 && i + 1 < argc) {
+            ready = argv[++i];
         }
     }
     if (objects < 1 || objects > MAX_OBJECTS) {
@@ -98,6 +102,12 @@ int main(int argc, char **argv)
             check(Esys_TRSess_SetAttributes(esys, session, TPMA_SESSION_CONTINUESESSION, 0xff),
                   "Esys_TRSess_SetAttributes")) {
             goto out;
+        }
+    }
+    if (ready != NULL) {
+        FILE *f = fopen(ready, "w");
+        if (f != NULL) {
+            fclose(f);
         }
     }
     for (int i = 0; i < n; i++) {
