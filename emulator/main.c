@@ -49,7 +49,7 @@ static void usage(FILE *f)
             "  --swtpm-space-idle S   how long the objects of a swtpm-dialect client outlive\n"
             "                         its last connection (default 30 s; see the man page)\n"
             "  --busy-poll-us N       after a command, poll N microseconds for the next one\n"
-            "                         before sleeping (default 50; 0 turns it off)\n"
+            "                         before sleeping (default 0: sleep at once)\n"
             "  --log SPEC             log level: error, warning, info (default), debug, trace,\n"
             "                         or per module: all+info,server+debug\n"
             "  --log-file FILE        log to FILE instead of stderr\n"
@@ -147,7 +147,7 @@ int main(int argc, char **argv)
                 .max_connections = 128,
                 .max_command = 4096,
                 .partial_timeout = 30,
-                .busy_poll_us = 50,
+                .busy_poll_us = 0,
                 .raw_space_idle = 30,
                 .rm =
                     {
