@@ -10,7 +10,8 @@ printf '%s' "$key" | xxd -r -p >"$T/key.bin"
 msg="sctpm emulator test message"
 want=$(printf '%s' "$msg" | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$key" | awk '{print $NF}')
 
-# Without a resource manager (next issue) tpm2-tools leave transient objects loaded; flush them.
+# Flushing between steps keeps this test independent of the resource manager (emulator-rm.sh
+# covers tools that leave transients behind).
 flush() { tpm2_flushcontext -t && tpm2_flushcontext -s; }
 
 import_key() {
