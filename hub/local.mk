@@ -1,1 +1,45 @@
-# hub/: sctpm-hub, the local IoT Hub endpoint. Not built yet (issue: sctpm-hub).
+# hub/: sctpm-hub, a local Azure IoT Hub device endpoint: IoT Hub's device HTTPS API on
+# libmicrohttpd, SAS verification as Azure does it, and a SQLite registry and message store.
+HUB_CPPFLAGS = $(AM_CPPFLAGS) $(MHD_CFLAGS) $(SQLITE_CFLAGS) $(JSONC_CFLAGS) $(CRYPTO_CFLAGS)
+HUB_LIBS = $(MHD_LIBS) $(SQLITE_LIBS) $(JSONC_LIBS) $(CRYPTO_LIBS) -lpthread
+
+noinst_LTLIBRARIES += hub/libhub.la
+hub_libhub_la_SOURCES = \
+	hub/format.c hub/format-priv.h \
+	hub/message.c hub/message-priv.h \
+	hub/sas.c hub/sas-priv.h \
+	hub/store.c hub/store-priv.h \
+	hub/tls.c hub/tls-priv.h \
+	hub/util.c hub/util-priv.h
+hub_libhub_la_CPPFLAGS = $(HUB_CPPFLAGS)
+hub_libhub_la_LIBADD = common/libcommon.la $(HUB_LIBS)
+
+# Unit suites, one per hub module.
+hub_unit_tests = \
+	tests/unit/check_hub_format \
+	tests/unit/check_hub_message \
+	tests/unit/check_hub_sas \
+	tests/unit/check_hub_store \
+	tests/unit/check_hub_tls \
+	tests/unit/check_hub_util
+check_PROGRAMS += $(hub_unit_tests)
+TESTS += $(hub_unit_tests)
+HUB_UNIT_CPPFLAGS = $(HUB_CPPFLAGS) $(CHECK_CFLAGS) -I$(top_srcdir)/hub
+HUB_UNIT_LIBS = hub/libhub.la $(HUB_LIBS) $(CHECK_LIBS)
+tests_unit_check_hub_format_CPPFLAGS = $(HUB_UNIT_CPPFLAGS)
+tests_unit_check_hub_format_LDADD = $(HUB_UNIT_LIBS)
+tests_unit_check_hub_message_CPPFLAGS = $(HUB_UNIT_CPPFLAGS)
+tests_unit_check_hub_message_LDADD = $(HUB_UNIT_LIBS)
+tests_unit_check_hub_sas_CPPFLAGS = $(HUB_UNIT_CPPFLAGS)
+tests_unit_check_hub_sas_LDADD = $(HUB_UNIT_LIBS)
+tests_unit_check_hub_store_CPPFLAGS = $(HUB_UNIT_CPPFLAGS)
+tests_unit_check_hub_store_LDADD = $(HUB_UNIT_LIBS)
+tests_unit_check_hub_tls_CPPFLAGS = $(HUB_UNIT_CPPFLAGS)
+tests_unit_check_hub_tls_LDADD = $(HUB_UNIT_LIBS)
+tests_unit_check_hub_util_CPPFLAGS = $(HUB_UNIT_CPPFLAGS)
+tests_unit_check_hub_util_LDADD = $(HUB_UNIT_LIBS)
+
+# The hub's unit suites alone.
+check-hub-unit:
+	$(MAKE) $(AM_MAKEFLAGS) check TESTS='$(hub_unit_tests)'
+.PHONY: check-hub-unit
