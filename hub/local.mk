@@ -1,5 +1,6 @@
 # hub/: sctpm-hub, a local Azure IoT Hub device endpoint: IoT Hub's device HTTPS API on
 # libmicrohttpd, SAS verification as Azure does it, and a SQLite registry and message store.
+# main.c and cli.c are the tool; everything else is libhub, which the unit tests link.
 HUB_CPPFLAGS = $(AM_CPPFLAGS) $(MHD_CFLAGS) $(SQLITE_CFLAGS) $(JSONC_CFLAGS) $(CRYPTO_CFLAGS)
 HUB_LIBS = $(MHD_LIBS) $(SQLITE_LIBS) $(JSONC_LIBS) $(CRYPTO_LIBS) -lpthread
 
@@ -8,11 +9,19 @@ hub_libhub_la_SOURCES = \
 	hub/format.c hub/format-priv.h \
 	hub/message.c hub/message-priv.h \
 	hub/sas.c hub/sas-priv.h \
+	hub/server.c hub/server-priv.h \
 	hub/store.c hub/store-priv.h \
 	hub/tls.c hub/tls-priv.h \
 	hub/util.c hub/util-priv.h
 hub_libhub_la_CPPFLAGS = $(HUB_CPPFLAGS)
 hub_libhub_la_LIBADD = common/libcommon.la $(HUB_LIBS)
+
+sbin_PROGRAMS += hub/sctpm-hub
+hub_sctpm_hub_SOURCES = hub/main.c hub/cli.c hub/cli-priv.h
+hub_sctpm_hub_CPPFLAGS = $(HUB_CPPFLAGS)
+hub_sctpm_hub_LDADD = hub/libhub.la $(HUB_LIBS)
+
+dist_man_MANS += docs/sctpm-hub.8
 
 # Unit suites, one per hub module.
 hub_unit_tests = \
