@@ -48,7 +48,30 @@ tests_unit_check_hub_tls_LDADD = $(HUB_UNIT_LIBS)
 tests_unit_check_hub_util_CPPFLAGS = $(HUB_UNIT_CPPFLAGS)
 tests_unit_check_hub_util_LDADD = $(HUB_UNIT_LIBS)
 
+# The libcurl device client the integration tests and the benchmark drive the hub with. It
+# shares no code with the hub: its tokens and requests are an independent implementation.
+check_PROGRAMS += tests/hub-client
+tests_hub_client_SOURCES = tests/hub-client.c
+tests_hub_client_CPPFLAGS = $(AM_CPPFLAGS) $(CURL_CFLAGS) $(CRYPTO_CFLAGS)
+tests_hub_client_LDADD = common/libcommon.la $(CURL_LIBS) $(CRYPTO_LIBS) -lpthread
+
+# Integration tests: real hubs on free loopback ports, driven by curl and tests/hub-client.
+hub_integration_tests = \
+	tests/integration/hub-api.sh \
+	tests/integration/hub-auth.sh \
+	tests/integration/hub-c2d.sh \
+	tests/integration/hub-cli.sh \
+	tests/integration/hub-input.sh \
+	tests/integration/hub-libcurl.sh \
+	tests/integration/hub-restart.sh \
+	tests/integration/hub-tls.sh
+TESTS += $(hub_integration_tests)
+EXTRA_DIST += $(hub_integration_tests) tests/integration/hub-lib.sh
+
 # The hub's unit suites alone.
 check-hub-unit:
 	$(MAKE) $(AM_MAKEFLAGS) check TESTS='$(hub_unit_tests)'
-.PHONY: check-hub-unit
+# Every hub test.
+check-hub:
+	$(MAKE) $(AM_MAKEFLAGS) check TESTS='$(hub_unit_tests) $(hub_integration_tests)'
+.PHONY: check-hub-unit check-hub
