@@ -22,6 +22,7 @@ hub_sctpm_hub_CPPFLAGS = $(HUB_CPPFLAGS)
 hub_sctpm_hub_LDADD = hub/libhub.la $(HUB_LIBS)
 
 dist_man_MANS += docs/sctpm-hub.8
+EXTRA_DIST += docs/hub.md bench/hub-bench.sh
 
 # Unit suites, one per hub module.
 hub_unit_tests = \

@@ -23,7 +23,10 @@
  *   batch N [--id-prefix P]               one batch request with N messages
  *   receive                               print the next cloud-to-device message
  *   complete|reject|abandon ETAG
- *   load CONNECTIONS REQUESTS [--batch N] concurrent keep-alive senders; prints statistics
+ *   load CONNECTIONS REQUESTS [--batch N | --receive]
+ *                                         concurrent keep-alive senders (or receivers, on an
+ *                                         empty queue: authentication and HTTP without a
+ *                                         commit, the benchmark's yardstick); prints statistics
  *   scenario                              the whole device API over one keep-alive connection;
  *                                         expects three queued messages "c2d-1".."c2d-3"
  * Output is one line of key=value pairs per request; the exit status is 0 when every request
@@ -47,7 +50,7 @@
 #include "base64.h"
 #include "urlenc.h"
 
-#define MAX_PROPS 32
+#define MAX_PROPS    32
 #define MAX_RESPONSE (1024 * 1024)
 
 struct config {
@@ -361,13 +364,14 @@ static char *batch_body(size_t n, const char *prefix, unsigned salt, size_t *len
             base64_encode((const uint8_t *)text, strlen(text), b64);
             off += (size_t)snprintf(buf + off, cap - off, "%s{\"body\":\"%s\"", i ? "," : "", b64);
         } else {
-            off += (size_t)snprintf(buf + off, cap - off, "%s{\"body\":\"{\\\"n\\\":%zu,"
-                                                          "\\\"t\\\":21.5,\\\"s\\\":%u}\","
-                                                          "\"base64Encoded\":false",
+            off += (size_t)snprintf(buf + off, cap - off,
+                                    "%s{\"body\":\"{\\\"n\\\":%zu,"
+                                    "\\\"t\\\":21.5,\\\"s\\\":%u}\","
+                                    "\"base64Encoded\":false",
                                     i ? "," : "", i, salt);
         }
-        off += (size_t)snprintf(buf + off, cap - off, ",\"properties\":{\"iothub-app-n\":\"%zu\"",
-                                i);
+        off +=
+            (size_t)snprintf(buf + off, cap - off, ",\"properties\":{\"iothub-app-n\":\"%zu\"", i);
         if (prefix != NULL) {
             off += (size_t)snprintf(buf + off, cap - off, ",\"iothub-messageid\":\"%s-%zu\"",
                                     prefix, i);
@@ -436,9 +440,14 @@ static int cmd_batch(int argc, char **argv)
 /* Prints a receive response: status, the useful headers, application properties and body. */
 static void print_received(const struct response *r)
 {
-    static const char *const names[] = {"ETag", "iothub-messageid", "iothub-correlationid",
-                                        "iothub-deliverycount", "iothub-sequencenumber",
-                                        "ContentType", "ContentEncoding", "iothub-to"};
+    static const char *const names[] = {"ETag",
+                                        "iothub-messageid",
+                                        "iothub-correlationid",
+                                        "iothub-deliverycount",
+                                        "iothub-sequencenumber",
+                                        "ContentType",
+                                        "ContentEncoding",
+                                        "iothub-to"};
     char v[400];
 
     printf("status=%ld", r->status);
@@ -507,8 +516,8 @@ static long settle(CURL *h, const char *what, const char *etag, struct response 
     } else {
         snprintf(tail, sizeof(tail), "/messages/devicebound/%s", etag);
         device_path(path, sizeof(path), tail);
-        request(h, "DELETE", path, strcmp(what, "reject") == 0 ? "&reject" : NULL, headers, NULL,
-                0, r);
+        request(h, "DELETE", path, strcmp(what, "reject") == 0 ? "&reject" : NULL, headers, NULL, 0,
+                r);
     }
     curl_slist_free_all(headers);
     check_transport(r);
@@ -538,6 +547,7 @@ struct worker {
     unsigned index;
     size_t requests;
     size_t batch;
+    int receive;
     size_t ok;
     size_t errors;
     long connects;
@@ -555,15 +565,17 @@ static void *work(void *arg)
     headers = curl_slist_append(headers, w->batch > 0
                                              ? "Content-Type: application/vnd.microsoft.iothub.json"
                                              : "Content-Type: application/json");
-    device_path(path, sizeof(path), "/messages/events");
+    device_path(path, sizeof(path), w->receive ? "/messages/devicebound" : "/messages/events");
     for (size_t i = 0; i < w->requests; i++) {
         struct response r;
-        char single[128], *body;
-        size_t len;
+        char single[128], *body = single;
+        size_t len = 0;
         long connects = 0;
         double t0;
 
-        if (w->batch > 0) {
+        if (w->receive) {
+            /* A GET: no body. */
+        } else if (w->batch > 0) {
             body = batch_body(w->batch, NULL, w->index, &len);
         } else {
             len = (size_t)snprintf(single, sizeof(single), "{\"w\":%u,\"n\":%zu,\"t\":21.5}",
@@ -571,7 +583,11 @@ static void *work(void *arg)
             body = single;
         }
         t0 = now_s();
-        request(h, "POST", path, NULL, headers, body, len, &r);
+        if (w->receive) {
+            request(h, "GET", path, NULL, NULL, NULL, 0, &r);
+        } else {
+            request(h, "POST", path, NULL, headers, body, len, &r);
+        }
         w->latency[i] = now_s() - t0;
         curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &connects);
         w->connects += connects;
@@ -603,6 +619,7 @@ static int by_value(const void *a, const void *b)
 static int cmd_load(int argc, char **argv)
 {
     size_t conns, reqs, batch = 0, total, ok = 0, errors = 0, k = 0;
+    int receive = 0;
     struct worker *w;
     double *all, t0, elapsed;
     long connects = 0, bad = 0;
@@ -614,6 +631,10 @@ static int cmd_load(int argc, char **argv)
     reqs = strtoul(argv[1], NULL, 10);
     if (argc == 4 && strcmp(argv[2], "--batch") == 0) {
         batch = strtoul(argv[3], NULL, 10);
+    } else if (argc == 3 && strcmp(argv[2], "--receive") == 0) {
+        receive = 1;
+    } else if (argc != 2) {
+        die(2, "load CONNECTIONS REQUESTS [--batch N | --receive]");
     }
     if (conns == 0 || conns > 256 || reqs == 0 || reqs > 10000000) {
         die(2, "load: 1-256 connections, at least one request each");
@@ -628,6 +649,7 @@ static int cmd_load(int argc, char **argv)
         w[i].index = (unsigned)i;
         w[i].requests = reqs;
         w[i].batch = batch;
+        w[i].receive = receive;
         w[i].latency = all + i * reqs;
         if (pthread_create(&w[i].thread, NULL, work, &w[i]) != 0) {
             die(3, "pthread_create failed");
