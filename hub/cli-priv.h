@@ -12,8 +12,8 @@
 #include "server-priv.h"
 
 #define HUB_DEFAULT_HOSTNAME "sctpm-hub.local"
-#define HUB_DB_NAME "hub.db"
-#define HUB_DEFAULT_C2D_TTL 3600
+#define HUB_DB_NAME          "hub.db"
+#define HUB_DEFAULT_C2D_TTL  3600
 
 /* A --property NAME=VALUE list for c2d send. */
 #define HUB_CLI_MAX_PROPS 64

@@ -226,8 +226,9 @@ int hub_cli_device_add(const struct hub_cli *o)
 
     memset(&d, 0, sizeof(d));
     if (!hub_device_id_valid(o->device_id)) {
-        fprintf(stderr, "sctpm-hub: invalid device id \"%s\" (1-128 characters: letters, digits "
-                        "and -:.+%%_#*?!(),=@;$')\n",
+        fprintf(stderr,
+                "sctpm-hub: invalid device id \"%s\" (1-128 characters: letters, digits "
+                "and -:.+%%_#*?!(),=@;$')\n",
                 o->device_id);
         return 1;
     }
@@ -476,8 +477,8 @@ static int build_c2d(const struct hub_cli *o, struct hub_msg *m)
         const char *name;
         const char *value;
     } sys[] = {
-        {"iothub-messageid", o->message_id},         {"iothub-correlationid", o->correlation_id},
-        {"iothub-contenttype", o->content_type},     {"iothub-contentencoding", o->content_encoding},
+        {"iothub-messageid", o->message_id},     {"iothub-correlationid", o->correlation_id},
+        {"iothub-contenttype", o->content_type}, {"iothub-contentencoding", o->content_encoding},
         {"iothub-userid", o->user_id},
     };
     const char *why = "invalid property";

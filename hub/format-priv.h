@@ -24,8 +24,8 @@
  * Builds "HostName=<host>;DeviceId=<id>;SharedAccessKey=<base64 key>". `*out` is
  * callee-allocated; it contains the key, so wipe it before freeing.
  */
-enum sctpm_rc hub_connection_string(const char *hostname, const char *device_id,
-                                    const uint8_t *key, size_t key_len, char **out);
+enum sctpm_rc hub_connection_string(const char *hostname, const char *device_id, const uint8_t *key,
+                                    size_t key_len, char **out);
 
 /* Renders a telemetry record as one line (no newline). `*line` is callee-allocated. */
 enum sctpm_rc hub_format_record(const struct hub_record *r, int json, char **line);

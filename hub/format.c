@@ -14,8 +14,8 @@
 /* A rendered line holds a message (at most 256 KiB, base64 makes it 342 KiB) and its metadata. */
 #define LINE_MAX_BYTES (1024 * 1024)
 
-enum sctpm_rc hub_connection_string(const char *hostname, const char *device_id,
-                                    const uint8_t *key, size_t key_len, char **out)
+enum sctpm_rc hub_connection_string(const char *hostname, const char *device_id, const uint8_t *key,
+                                    size_t key_len, char **out)
 {
     struct hub_buf b;
     char *b64;
@@ -28,8 +28,7 @@ enum sctpm_rc hub_connection_string(const char *hostname, const char *device_id,
     }
     base64_encode(key, key_len, b64);
     hub_buf_init(&b, LINE_MAX_BYTES);
-    rc = hub_buf_printf(&b, "HostName=%s;DeviceId=%s;SharedAccessKey=%s", hostname, device_id,
-                        b64);
+    rc = hub_buf_printf(&b, "HostName=%s;DeviceId=%s;SharedAccessKey=%s", hostname, device_id, b64);
     explicit_bzero(b64, strlen(b64));
     free(b64);
     if (rc != SCTPM_RC_SUCCESS) {
@@ -93,8 +92,8 @@ static void json_body(json_object *o, const struct hub_record *r)
     char *b64;
 
     if (hub_printable_utf8(body_of(r), r->body_len)) {
-        json_object_object_add(o, "body", json_object_new_string_len((const char *)body_of(r),
-                                                                     (int)r->body_len));
+        json_object_object_add(
+            o, "body", json_object_new_string_len((const char *)body_of(r), (int)r->body_len));
         return;
     }
     b64 = malloc(base64_encoded_len(r->body_len) + 1);
@@ -149,7 +148,8 @@ static enum sctpm_rc append_common(struct hub_buf *b, const struct hub_record *r
         return SCTPM_RC_NO_MEMORY;
     }
     hub_iso_time(r->enqueued_ms, when);
-    rc = hub_buf_printf(b, "time=%s device=%s id=%s ", when, r->device_id != NULL ? r->device_id : "",
+    rc = hub_buf_printf(b, "time=%s device=%s id=%s ", when,
+                        r->device_id != NULL ? r->device_id : "",
                         r->message_id != NULL ? r->message_id : "");
     if (rc == SCTPM_RC_SUCCESS && json_object_object_length(sys) > 0) {
         rc = hub_buf_printf(b, "sys=%s ", json_object_to_json_string_ext(sys, JSON_FLAGS));

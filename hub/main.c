@@ -19,35 +19,39 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "Usage: sctpm-hub --data DIR [OPTIONS]                  serve HTTPS on 127.0.0.1 and [::1]\n"
-            "       sctpm-hub --data DIR device add ID [--primary-key B64] [--secondary-key B64]\n"
-            "                                       [--disabled]\n"
-            "       sctpm-hub --data DIR device list|show|remove|enable|disable [ID]\n"
-            "       sctpm-hub --data DIR messages [--device ID] [--follow] [--after SEQ] [--json]\n"
-            "       sctpm-hub --data DIR c2d send ID BODY [--message-id ID] [--correlation-id ID]\n"
-            "                                       [--content-type T] [--content-encoding E]\n"
-            "                                       [--user-id U] [--property NAME=VALUE]...\n"
-            "                                       [--ttl SECONDS] [--ack none|positive|negative|full]\n"
-            "       sctpm-hub --data DIR c2d list ID [--json]\n"
-            "       sctpm-hub --data DIR token ID [--ttl SECONDS]\n"
-            "\n"
-            "Options:\n"
-            "  --data DIR                 hub state: database, CA (DIR/ca.pem) and certificates\n"
-            "  --port N                   TCP port (default %d)\n"
-            "  --hostname NAME            the hub's host name (default: the last one used, or %s)\n"
-            "  --idle-timeout S           close idle connections after S seconds (default %d)\n"
-            "  --request-timeout S        close connections whose request takes S seconds (default %d)\n"
-            "  --c2d-lock-timeout S       cloud-to-device lock duration (default %d)\n"
-            "  --c2d-max-delivery N       deliveries before a message is dead-lettered (default %d)\n"
-            "  --clock-skew S             accept tokens S seconds past their expiry (default %d)\n"
-            "  --max-connections N        concurrent connections (default %d)\n"
-            "  --log SPEC                 logging, e.g. debug or all+warning,hub+debug\n"
-            "  -h, --help                 this text\n"
-            "  -V, --version              the version\n",
-            HUB_DEFAULT_PORT, HUB_DEFAULT_HOSTNAME, HUB_DEFAULT_IDLE_TIMEOUT,
-            HUB_DEFAULT_REQUEST_TIMEOUT, HUB_DEFAULT_C2D_LOCK_TIMEOUT,
-            HUB_DEFAULT_C2D_MAX_DELIVERY, HUB_DEFAULT_CLOCK_SKEW, HUB_DEFAULT_MAX_CONNECTIONS);
+    fprintf(
+        f,
+        "Usage: sctpm-hub --data DIR [OPTIONS]                  serve HTTPS on 127.0.0.1 and "
+        "[::1]\n"
+        "       sctpm-hub --data DIR device add ID [--primary-key B64] [--secondary-key B64]\n"
+        "                                       [--disabled]\n"
+        "       sctpm-hub --data DIR device list|show|remove|enable|disable [ID]\n"
+        "       sctpm-hub --data DIR messages [--device ID] [--follow] [--after SEQ] [--json]\n"
+        "       sctpm-hub --data DIR c2d send ID BODY [--message-id ID] [--correlation-id ID]\n"
+        "                                       [--content-type T] [--content-encoding E]\n"
+        "                                       [--user-id U] [--property NAME=VALUE]...\n"
+        "                                       [--ttl SECONDS] [--ack "
+        "none|positive|negative|full]\n"
+        "       sctpm-hub --data DIR c2d list ID [--json]\n"
+        "       sctpm-hub --data DIR token ID [--ttl SECONDS]\n"
+        "\n"
+        "Options:\n"
+        "  --data DIR                 hub state: database, CA (DIR/ca.pem) and certificates\n"
+        "  --port N                   TCP port (default %d)\n"
+        "  --hostname NAME            the hub's host name (default: the last one used, or %s)\n"
+        "  --idle-timeout S           close idle connections after S seconds (default %d)\n"
+        "  --request-timeout S        close connections whose request takes S seconds (default "
+        "%d)\n"
+        "  --c2d-lock-timeout S       cloud-to-device lock duration (default %d)\n"
+        "  --c2d-max-delivery N       deliveries before a message is dead-lettered (default %d)\n"
+        "  --clock-skew S             accept tokens S seconds past their expiry (default %d)\n"
+        "  --max-connections N        concurrent connections (default %d)\n"
+        "  --log SPEC                 logging, e.g. debug or all+warning,hub+debug\n"
+        "  -h, --help                 this text\n"
+        "  -V, --version              the version\n",
+        HUB_DEFAULT_PORT, HUB_DEFAULT_HOSTNAME, HUB_DEFAULT_IDLE_TIMEOUT,
+        HUB_DEFAULT_REQUEST_TIMEOUT, HUB_DEFAULT_C2D_LOCK_TIMEOUT, HUB_DEFAULT_C2D_MAX_DELIVERY,
+        HUB_DEFAULT_CLOCK_SKEW, HUB_DEFAULT_MAX_CONNECTIONS);
 }
 
 static int bad_usage(const char *msg, const char *arg)
@@ -444,8 +448,8 @@ int main(int argc, char **argv)
         return c2d_command(&a, &o);
     }
     if (strcmp(cmd, "messages") == 0) {
-        st = command_options(&a, &o, TAKES(OPT_DEVICE, OPT_FOLLOW, OPT_AFTER, OPT_JSON),
-                             "messages");
+        st =
+            command_options(&a, &o, TAKES(OPT_DEVICE, OPT_FOLLOW, OPT_AFTER, OPT_JSON), "messages");
         if (st != 0) {
             return st;
         }

@@ -194,8 +194,8 @@ enum sctpm_rc hub_msg_finish(struct hub_msg *m)
 
 const char *hub_msg_app_json(const struct hub_msg *m)
 {
-    return json_object_to_json_string_ext(m->app, JSON_C_TO_STRING_PLAIN |
-                                                      JSON_C_TO_STRING_NOSLASHESCAPE);
+    return json_object_to_json_string_ext(m->app,
+                                          JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 }
 
 /* Converts one batch element into `m` (initialised by the caller). */
@@ -213,7 +213,8 @@ static enum sctpm_rc batch_element(json_object *el, struct hub_msg *m, const cha
         set_reason(reason, "batch element is not an object");
         goto out;
     }
-    if (!json_object_object_get_ex(el, "body", &body) || !json_object_is_type(body, json_type_string)) {
+    if (!json_object_object_get_ex(el, "body", &body) ||
+        !json_object_is_type(body, json_type_string)) {
         set_reason(reason, "batch element has no string \"body\"");
         goto out;
     }
@@ -253,7 +254,8 @@ static enum sctpm_rc batch_element(json_object *el, struct hub_msg *m, const cha
     text_len = (size_t)json_object_get_string_len(body);
     if (base64) {
         if (base64_decode(text, text_len, &bytes, &bytes_len) != SCTPM_RC_SUCCESS) {
-            set_reason(reason, "\"body\" is not valid base64 (set \"base64Encoded\": false for text)");
+            set_reason(reason,
+                       "\"body\" is not valid base64 (set \"base64Encoded\": false for text)");
             goto out;
         }
     } else {

@@ -31,11 +31,11 @@
 #define HUB_SAS_SIG_LEN 32
 
 struct hub_sas {
-    char *sr_raw;  /* `sr` exactly as sent: the signed bytes */
-    char *sr;      /* `sr` decoded: what the scope check compares */
-    char *se_raw;  /* `se` exactly as sent: the signed bytes */
+    char *sr_raw;   /* `sr` exactly as sent: the signed bytes */
+    char *sr;       /* `sr` decoded: what the scope check compares */
+    char *se_raw;   /* `se` exactly as sent: the signed bytes */
     int64_t expiry; /* `se` as seconds since the Unix epoch */
-    char *skn;     /* decoded policy name; NULL when absent or empty */
+    char *skn;      /* decoded policy name; NULL when absent or empty */
     uint8_t sig[HUB_SAS_SIG_LEN];
 };
 

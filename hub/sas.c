@@ -311,8 +311,8 @@ enum sctpm_rc hub_sas_verify(const struct hub_sas *t, const uint8_t *const keys[
         if (keys[i] == NULL || key_lens[i] == 0 || key_lens[i] > INT32_MAX) {
             continue;
         }
-        if (HMAC(EVP_sha256(), keys[i], (int)key_lens[i], (const unsigned char *)msg,
-                 srl + 1 + sel, mac, &maclen) == NULL ||
+        if (HMAC(EVP_sha256(), keys[i], (int)key_lens[i], (const unsigned char *)msg, srl + 1 + sel,
+                 mac, &maclen) == NULL ||
             maclen != HUB_SAS_SIG_LEN) {
             continue;
         }

@@ -39,13 +39,13 @@ struct hub_server_config {
 };
 
 /* Defaults for the fields above, as the man page documents them. */
-#define HUB_DEFAULT_PORT 8443
-#define HUB_DEFAULT_IDLE_TIMEOUT 60
-#define HUB_DEFAULT_REQUEST_TIMEOUT 30
+#define HUB_DEFAULT_PORT             8443
+#define HUB_DEFAULT_IDLE_TIMEOUT     60
+#define HUB_DEFAULT_REQUEST_TIMEOUT  30
 #define HUB_DEFAULT_C2D_LOCK_TIMEOUT 60
 #define HUB_DEFAULT_C2D_MAX_DELIVERY 10
-#define HUB_DEFAULT_CLOCK_SKEW 30
-#define HUB_DEFAULT_MAX_CONNECTIONS 256
+#define HUB_DEFAULT_CLOCK_SKEW       30
+#define HUB_DEFAULT_MAX_CONNECTIONS  256
 
 struct hub_server;
 

@@ -85,17 +85,17 @@ struct request {
 };
 
 /* IoT Hub's error codes, with the numeric form newer API versions use. */
-#define E_BAD_REQUEST 400, "ArgumentInvalid", 400004
-#define E_API_VERSION 400, "InvalidProtocolVersion", 400001
-#define E_UNAUTHORIZED 401, "IotHubUnauthorizedAccess", 401002
+#define E_BAD_REQUEST   400, "ArgumentInvalid", 400004
+#define E_API_VERSION   400, "InvalidProtocolVersion", 400001
+#define E_UNAUTHORIZED  401, "IotHubUnauthorizedAccess", 401002
 #define E_TOKEN_EXPIRED 401, "IotHubUnauthorized", 401003
-#define E_NOT_FOUND 404, "IotHubNotFound", 404002
-#define E_METHOD 405, "InvalidOperation", 405001
-#define E_PRECONDITION 412, "PreconditionFailed", 412001
-#define E_LOCK_LOST 412, "DeviceMessageLockLost", 412002
-#define E_TOO_LARGE 413, "MessageTooLarge", 413001
-#define E_SERVER 500, "ServerError", 500001
-#define E_UNAVAILABLE 503, "ServiceUnavailable", 503001
+#define E_NOT_FOUND     404, "IotHubNotFound", 404002
+#define E_METHOD        405, "InvalidOperation", 405001
+#define E_PRECONDITION  412, "PreconditionFailed", 412001
+#define E_LOCK_LOST     412, "DeviceMessageLockLost", 412002
+#define E_TOO_LARGE     413, "MessageTooLarge", 413001
+#define E_SERVER        500, "ServerError", 500001
+#define E_UNAVAILABLE   503, "ServiceUnavailable", 503001
 
 static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
@@ -143,8 +143,8 @@ static char *error_body(const char *code, int number, const char *msg)
     json_object_object_add(o, "trackingId", json_object_new_string(tracking));
     json_object_object_add(o, "message", json_object_new_string(msg));
     json_object_object_add(o, "timestampUtc", json_object_new_string(iso));
-    out = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-                                                       JSON_C_TO_STRING_NOSLASHESCAPE));
+    out = strdup(
+        json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(o);
     return out;
 }
@@ -214,10 +214,10 @@ static enum MHD_Result send_empty(struct MHD_Connection *c, unsigned status)
 static enum MHD_Result reject(struct MHD_Connection *c, struct request *r, unsigned status,
                               const char *code, int number, const char *msg)
 {
-    const char *len = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                  MHD_HTTP_HEADER_CONTENT_LENGTH);
-    const char *te = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                 MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    const char *len =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *te =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
     int has_body = (len != NULL && strcmp(len, "0") != 0) || te != NULL;
     unsigned long long n = len != NULL ? strtoull(len, NULL, 10) : 0;
 
@@ -333,8 +333,8 @@ static int api_version_valid(const char *v)
 static int authenticate(struct MHD_Connection *c, struct request *r, enum MHD_Result *ret)
 {
     struct hub_server *srv = r->srv;
-    const char *header = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_AUTHORIZATION);
+    const char *header =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     const char *why = "unauthorized";
     struct hub_sas *tok = NULL;
     struct hub_device dev;
@@ -493,15 +493,15 @@ static int add_header(struct MHD_Response *resp, const char *name, const char *v
 static int on_c2d(void *cls, const struct hub_c2d_record *m)
 {
     struct receive_ctx *rc = cls;
-    char etag[HUB_GUID_LEN + 2], num[24], count[16], enq[HUB_HTTP_TIME_LEN],
-        exp[HUB_HTTP_TIME_LEN], to[HUB_ID_MAX + 40];
+    char etag[HUB_GUID_LEN + 2], num[24], count[16], enq[HUB_HTTP_TIME_LEN], exp[HUB_HTTP_TIME_LEN],
+        to[HUB_ID_MAX + 40];
     struct MHD_Response *resp;
     json_object *props;
     int ok;
 
-    resp = MHD_create_response_from_buffer(m->r.body_len,
-                                           mhd_buffer(m->r.body_len > 0 ? m->r.body : (const void *)""),
-                                           MHD_RESPMEM_MUST_COPY);
+    resp = MHD_create_response_from_buffer(
+        m->r.body_len, mhd_buffer(m->r.body_len > 0 ? m->r.body : (const void *)""),
+        MHD_RESPMEM_MUST_COPY);
     if (resp == NULL) {
         return 1;
     }
@@ -571,8 +571,8 @@ static enum MHD_Result handle_receive(struct MHD_Connection *c, struct request *
 static enum MHD_Result handle_settle(struct MHD_Connection *c, struct request *r)
 {
     struct hub_server *srv = r->srv;
-    const char *if_match = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                       MHD_HTTP_HEADER_IF_MATCH);
+    const char *if_match =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_MATCH);
     enum hub_c2d_outcome outcome = HUB_C2D_ABANDON;
     enum sctpm_rc rc;
 
@@ -584,7 +584,8 @@ static enum MHD_Result handle_settle(struct MHD_Connection *c, struct request *r
             n -= 2;
         }
         if (n != strlen(r->etag) || strncmp(if_match, r->etag, n) != 0) {
-            return reject(c, r, E_PRECONDITION, "If-Match does not match the lock token in the path");
+            return reject(c, r, E_PRECONDITION,
+                          "If-Match does not match the lock token in the path");
         }
     }
     if (r->route == ROUTE_C2D_SETTLE) {
@@ -600,7 +601,8 @@ static enum MHD_Result handle_settle(struct MHD_Connection *c, struct request *r
     }
     LOG_DEBUG("%s: %s a cloud-to-device message", r->device_id,
               outcome == HUB_C2D_COMPLETE ? "completed"
-                                          : outcome == HUB_C2D_REJECT ? "rejected" : "abandoned");
+              : outcome == HUB_C2D_REJECT ? "rejected"
+                                          : "abandoned");
     return send_empty(c, MHD_HTTP_NO_CONTENT);
 }
 
@@ -673,16 +675,15 @@ static enum MHD_Result begin(struct hub_server *srv, struct MHD_Connection *c, c
     if (authenticate(c, r, &ret) != 0) {
         return ret;
     }
-    r->batch = r->route == ROUTE_EVENTS &&
-               is_batch(MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                    MHD_HTTP_HEADER_CONTENT_TYPE));
+    r->batch =
+        r->route == ROUTE_EVENTS &&
+        is_batch(MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE));
     return MHD_YES;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **req_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls)
 {
     struct hub_server *srv = cls;
     struct request *r = *req_cls;
@@ -852,13 +853,12 @@ static struct MHD_Daemon *start_daemon(struct hub_server *srv, const struct sock
     /* The logger goes first so that libmicrohttpd reports option errors through it too. */
     return MHD_start_daemon(
         flags, srv->port, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
-        MHD_OPTION_SOCK_ADDR, addr,
-        MHD_OPTION_HTTPS_MEM_CERT, srv->cert_pem, MHD_OPTION_HTTPS_MEM_KEY, srv->key_pem,
-        MHD_OPTION_HTTPS_PRIORITIES, TLS_PRIORITIES, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned int)srv->cfg.idle_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned int)srv->cfg.max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)CONNECTION_MEMORY, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_END);
+        MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_HTTPS_MEM_CERT, srv->cert_pem,
+        MHD_OPTION_HTTPS_MEM_KEY, srv->key_pem, MHD_OPTION_HTTPS_PRIORITIES, TLS_PRIORITIES,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)srv->cfg.idle_timeout_s,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)srv->cfg.max_connections,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_END);
 }
 
 /* Nonzero when [::1] can be bound here (containers often have IPv6 switched off). */

@@ -37,8 +37,8 @@
 #include "message-priv.h"
 #include "util-priv.h"
 
-#define HUB_KEY_MIN 16
-#define HUB_KEY_MAX 64
+#define HUB_KEY_MIN     16
+#define HUB_KEY_MAX     64
 #define HUB_KEY_DEFAULT 32
 /* How long one SQLite connection waits for another process's write lock. */
 #define HUB_STORE_BUSY_MS 5000
@@ -105,11 +105,13 @@ enum sctpm_rc hub_store_open(const char *path, struct hub_store **out);
 /* Closes every connection. No call may be in progress. NULL is ignored. */
 void hub_store_close(struct hub_store *st);
 
-/* Reads a configuration value; `*value` is callee-allocated (free()). SCTPM_RC_NOT_FOUND if unset. */
+/* Reads a configuration value; `*value` is callee-allocated (free()). SCTPM_RC_NOT_FOUND if unset.
+ */
 enum sctpm_rc hub_store_meta_get(struct hub_store *st, const char *key, char **value);
 enum sctpm_rc hub_store_meta_set(struct hub_store *st, const char *key, const char *value);
 
-/* Adds a device; SCTPM_RC_EXISTS if the id is taken. Keys must be HUB_KEY_MIN..HUB_KEY_MAX bytes. */
+/* Adds a device; SCTPM_RC_EXISTS if the id is taken. Keys must be HUB_KEY_MIN..HUB_KEY_MAX bytes.
+ */
 enum sctpm_rc hub_store_device_add(struct hub_store *st, const struct hub_device *d);
 
 /* Looks a device up into `*out` (wipe it afterwards); SCTPM_RC_NOT_FOUND if there is none. */

@@ -45,10 +45,10 @@ enum stmt_id {
 };
 
 #define MSG_COLUMNS                                                                                \
-    "seq, device_id, enqueued_ms, message_id, correlation_id, content_type, content_encoding, "   \
+    "seq, device_id, enqueued_ms, message_id, correlation_id, content_type, content_encoding, "    \
     "user_id, creation_time, properties, body"
 #define C2D_COLUMNS                                                                                \
-    "seq, device_id, enqueued_ms, message_id, correlation_id, content_type, content_encoding, "   \
+    "seq, device_id, enqueued_ms, message_id, correlation_id, content_type, content_encoding, "    \
     "user_id, ack, properties, body, state, expiry_ms, delivery_count, lock_token, lock_until_ms"
 /* A cloud-to-device message another receive may take: queued, or locked with an expired lock. */
 #define C2D_AVAILABLE "(state = 'queued' OR (state = 'locked' AND lock_until_ms <= ?2))"
@@ -231,8 +231,10 @@ static enum sctpm_rc conn_open(const char *path, struct conn **out)
         goto out;
     }
     /* NOMUTEX: each connection is used by one thread at a time (the pool hands it out). */
-    e = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                          SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE, NULL);
+    e = sqlite3_open_v2(path, &c->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
+                            SQLITE_OPEN_EXRESCODE,
+                        NULL);
     if (e != SQLITE_OK) {
         rc = c->db != NULL ? fail(c, e, "open") : SCTPM_RC_NO_MEMORY;
         goto out;
@@ -716,7 +718,7 @@ enum sctpm_rc hub_store_device_list(struct hub_store *st, hub_device_cb cb, void
         rc = SCTPM_RC_GENERAL_FAILURE;
         goto out;
     }
-    while ((e = sqlite3_step(s)) == SQLITE_ROW) {
+    for (e = sqlite3_step(s); e == SQLITE_ROW; e = sqlite3_step(s)) {
         rc = read_device(s, &d);
         if (rc == SCTPM_RC_SUCCESS && cb(ctx, &d) != 0) {
             rc = SCTPM_RC_INTERRUPTED;
@@ -925,7 +927,7 @@ enum sctpm_rc hub_store_messages(struct hub_store *st, const char *device_id, in
     if (device_id != NULL) {
         sqlite3_bind_text(s, 3, device_id, -1, SQLITE_STATIC);
     }
-    while ((e = sqlite3_step(s)) == SQLITE_ROW) {
+    for (e = sqlite3_step(s); e == SQLITE_ROW; e = sqlite3_step(s)) {
         struct hub_record r;
 
         read_record(s, &r);
@@ -1179,7 +1181,7 @@ enum sctpm_rc hub_store_c2d_list(struct hub_store *st, const char *device_id, hu
         goto out;
     }
     sqlite3_bind_text(s, 1, device_id, -1, SQLITE_STATIC);
-    while ((e = sqlite3_step(s)) == SQLITE_ROW) {
+    for (e = sqlite3_step(s); e == SQLITE_ROW; e = sqlite3_step(s)) {
         struct hub_c2d_record r;
 
         read_c2d(s, &r);

@@ -17,9 +17,9 @@
 
 #include "sctpm/rc.h"
 
-#define HUB_TLS_CA_DAYS 3650
+#define HUB_TLS_CA_DAYS     3650
 #define HUB_TLS_SERVER_DAYS 397
-#define HUB_TLS_RENEW_DAYS 30
+#define HUB_TLS_RENEW_DAYS  30
 
 struct hub_tls_identity {
     char *cert_pem; /* the server certificate followed by the CA certificate */

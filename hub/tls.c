@@ -316,8 +316,8 @@ static enum sctpm_rc make_cert(EVP_PKEY *key, const char *cn, long days, X509 *i
         goto out;
     }
     name = X509_get_subject_name(x);
-    if (!X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, (const unsigned char *)"sctpm", -1,
-                                    -1, 0) ||
+    if (!X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, (const unsigned char *)"sctpm", -1, -1,
+                                    0) ||
         !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1,
                                     0) ||
         !X509_set_issuer_name(x, issuer != NULL ? X509_get_subject_name(issuer) : name) ||
@@ -354,8 +354,8 @@ static enum sctpm_rc create_ca(const char *dir, const char *hostname, X509 **ca,
 {
     static const int nids[] = {NID_basic_constraints, NID_key_usage, NID_subject_key_identifier,
                                NID_authority_key_identifier, NID_undef};
-    static const char *const values[] = {"critical,CA:TRUE,pathlen:0", "critical,keyCertSign,cRLSign",
-                                         "hash", "keyid:always"};
+    static const char *const values[] = {"critical,CA:TRUE,pathlen:0",
+                                         "critical,keyCertSign,cRLSign", "hash", "keyid:always"};
     enum sctpm_rc rc;
     char cn[300];
 
@@ -385,15 +385,20 @@ static int is_ip(const char *name)
     return inet_pton(AF_INET, name, buf) == 1 || inet_pton(AF_INET6, name, buf) == 1;
 }
 
-static enum sctpm_rc issue_server(const char *dir, const char *hostname, X509 *ca,
-                                  EVP_PKEY *ca_key, X509 **cert, EVP_PKEY **key)
+static enum sctpm_rc issue_server(const char *dir, const char *hostname, X509 *ca, EVP_PKEY *ca_key,
+                                  X509 **cert, EVP_PKEY **key)
 {
-    static const int nids[] = {NID_basic_constraints, NID_key_usage, NID_ext_key_usage,
-                               NID_subject_alt_name, NID_subject_key_identifier,
-                               NID_authority_key_identifier, NID_undef};
+    static const int nids[] = {NID_basic_constraints,
+                               NID_key_usage,
+                               NID_ext_key_usage,
+                               NID_subject_alt_name,
+                               NID_subject_key_identifier,
+                               NID_authority_key_identifier,
+                               NID_undef};
     char san[600];
-    const char *values[] = {"critical,CA:FALSE", "critical,digitalSignature", "serverAuth", san,
-                            "hash", "keyid:always"};
+    const char *values[] = {
+        "critical,CA:FALSE", "critical,digitalSignature", "serverAuth", san, "hash",
+        "keyid:always"};
     enum sctpm_rc rc;
 
     /* The caller checked `hostname` (a DNS name or an address), so it cannot inject syntax. */

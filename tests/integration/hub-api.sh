@@ -138,4 +138,4 @@ hcurl -o /dev/null -o /dev/null -o /dev/null -w '%{num_connects}\n' -H "Authoriz
     --data 'ka' "$(url $EVENTS)" "$(url $EVENTS)" "$(url $EVENTS)" >"$T/connects"
 check "three requests on one keep-alive connection" test "$(awk '{s += $1} END {print s}' "$T/connects")" = 1
 
-finish
+finish_hubs

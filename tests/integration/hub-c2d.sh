@@ -52,4 +52,4 @@ check "its expiry passes" poll 20 past_expiry
 check "an expired message is not delivered" is "$(receive)" 204
 check "... it is marked expired" state_is ttl expired
 
-finish
+finish_hubs

@@ -98,6 +98,21 @@ check "device add uses the name the server runs under" test "${cs5%%;*}" = "Host
 check "so does token" bash -c "sctpm-hub --data '$HUB_DIR' token dev-05 | grep -q 'sr=$HUB_HOST/devices/dev-05&'"
 # The CLI works beside the running server (SQLite WAL, separate processes).
 check "device list while the server runs" hub device list
-check "the server stops cleanly on TERM" stop_daemon hub
 
-finish
+# messages --follow prints what arrives until it is told to stop.
+# (Started directly, not through the hub function, so that $! is the process itself.)
+# shellcheck disable=SC2046
+$(wrap sctpm-hub) sctpm-hub --data "$HUB_DIR" messages --follow >"$T/follow" 2>&1 &
+follower=$!
+tok5=$(token dev-05 "${cs5##*SharedAccessKey=}" 600)
+check "a message for the follower" is "$(send dev-05 "$tok5" 'followed 1')" 204
+check "--follow prints it" poll 20 grep -q 'body=followed 1$' "$T/follow"
+check "and the next one" is "$(send dev-05 "$tok5" 'followed 2')" 204
+check "--follow prints that too" poll 20 grep -q 'body=followed 2$' "$T/follow"
+kill -TERM "$follower"
+st=0; wait "$follower" || st=$?
+check "--follow stops on TERM with status 0" test "$st" = 0
+check "... having printed each message once" test "$(grep -c 'body=followed' "$T/follow")" = 2
+check "the server stops cleanly on TERM" stop_hub hub
+
+finish_hubs

@@ -144,4 +144,4 @@ check "only accepted messages were stored" test "$(count)" = "$stored"
 check "the hub still answers" is "$(send dev-01 "$tok" 'still fine')" 204
 check "the hub is still running" kill -0 "$(daemon_pid hub)"
 
-finish
+finish_hubs

@@ -7,6 +7,8 @@
 HUB_HOST=hub.sctpm.test
 HUB_API="api-version=2020-03-13"
 
+HUBS=()
+
 # start_hub NAME DIR [ARGS...]: starts a hub on a free port (HUB_PORT) and waits for it.
 start_hub() {
     local name=$1 dir=$2
@@ -14,11 +16,34 @@ start_hub() {
     HUB_DIR=$dir
     HUB_PORT=$(free_port 1)
     start_daemon "$name" sctpm-hub --data "$dir" --port "$HUB_PORT" --hostname "$HUB_HOST" "$@"
+    HUBS+=("$name")
     wait_port "$HUB_PORT" 30 || { show_log "$name"; hard_error "hub $name did not start"; }
 }
 
-# hub ARGS...: the CLI on the current hub's directory.
-hub() { sctpm-hub --data "$HUB_DIR" "$@"; }
+# stop_hub NAME: stops a hub with TERM; it must exit 0 and its log must hold no sanitizer
+# report (under valgrind a memcheck error makes the exit status 97).
+stop_hub() {
+    local st=0
+    stop_daemon "$1" || st=$?
+    if [ "$st" != 0 ] || grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$T/$1.log"; then
+        show_log "$1"
+        cat "$T"/valgrind.*.log 2>/dev/null
+        return 1
+    fi
+}
+
+# finish_hubs: stops every hub still running (checking each stops cleanly), then finishes.
+finish_hubs() {
+    local name
+    for name in "${HUBS[@]}"; do
+        [ -n "${DAEMON_PID[$name]:-}" ] && check "hub $name stops cleanly" stop_hub "$name"
+    done
+    finish
+}
+
+# hub ARGS...: the CLI on the current hub's directory (under memcheck in check-valgrind).
+# shellcheck disable=SC2046
+hub() { $(wrap sctpm-hub) sctpm-hub --data "$HUB_DIR" "$@"; }
 
 # add_device ID: registers a device and sets KEY_<id with - as _> to its base64 key.
 add_device() {

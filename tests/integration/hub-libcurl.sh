@@ -52,4 +52,4 @@ client load 8 5 --batch 10 >"$T/load" || { cat "$T/load"; fail "batch load"; }
 check "8 clients x 5 batches of 10: no errors" grep -q ' ok=40 errors=0 ' "$T/load"
 check "... every message stored" test "$(count)" = $((before + 720))
 
-finish
+finish_hubs

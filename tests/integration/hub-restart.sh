@@ -12,7 +12,7 @@ check "a message before the restart" is "$(send dev-01 "$tok" 'before restart' -
 hub c2d send dev-01 'queued before restart' --message-id q-1 >/dev/null || fail "c2d send"
 cp "$dir/ca.pem" "$T/ca.before"
 cp "$dir/server.pem" "$T/server.before"
-check "the hub stops cleanly" stop_daemon hub1
+check "the hub stops cleanly" stop_hub hub1
 
 start_hub hub2 "$dir"
 check "the CA is the same" cmp -s "$dir/ca.pem" "$T/ca.before"
@@ -34,7 +34,7 @@ check "200 acknowledged" grep -q ' ok=200 errors=0 ' "$T/load"
 stop_daemon hub2 KILL || true
 start_hub hub3 "$dir"
 check "after SIGKILL every acknowledged message is there" test "$(count)" = $((before + 200))
-check "the hub stops cleanly" stop_daemon hub3
+check "the hub stops cleanly" stop_hub hub3
 
 # A new host name: new server certificate, same CA; tokens must name the new host.
 HUB_HOST=renamed.sctpm.test
@@ -46,4 +46,4 @@ check "a token for the old host name is refused" is "$(send dev-01 "$tok" 'old n
 check "a token for the new one is accepted" is "$(send dev-01 "$(token dev-01 "$key" 600)" 'new name')" 204
 check "device add prints the new host name" bash -c "sctpm-hub --data '$dir' device add dev-02 | grep -q '^HostName=$HUB_HOST;'"
 
-finish
+finish_hubs

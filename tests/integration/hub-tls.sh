@@ -87,4 +87,4 @@ fi
 check "listening on 127.0.0.1 only (ss)" bash -c \
     "! command -v ss >/dev/null || ! ss -Hltn \"sport = :$HUB_PORT\" | awk '{print \$4}' | grep -vqE '^(127\.0\.0\.1|\[::1\]):'"
 
-finish
+finish_hubs

@@ -29,9 +29,9 @@ START_TEST(test_properties)
     ck_assert_int_eq(hub_msg_set_property(&m, "iothub-contentencoding", "utf-8", &why),
                      SCTPM_RC_SUCCESS);
     ck_assert_int_eq(hub_msg_set_property(&m, "iothub-userid", "u", &why), SCTPM_RC_SUCCESS);
-    ck_assert_int_eq(hub_msg_set_property(&m, "iothub-creation-time-utc", "2024-01-01T00:00:00Z",
-                                          &why),
-                     SCTPM_RC_SUCCESS);
+    ck_assert_int_eq(
+        hub_msg_set_property(&m, "iothub-creation-time-utc", "2024-01-01T00:00:00Z", &why),
+        SCTPM_RC_SUCCESS);
     ck_assert_int_eq(hub_msg_set_property(&m, "iothub-app-Temperature", "21.5", &why),
                      SCTPM_RC_SUCCESS);
     ck_assert_int_eq(hub_msg_set_property(&m, "IOTHUB-APP-unit", "C", &why), SCTPM_RC_SUCCESS);
@@ -182,8 +182,8 @@ START_TEST(test_bad_batch)
     const char *why = NULL;
     const char *json = bad_batches[_i];
     /* The last vector has an embedded NUL: pass its full length. */
-    size_t len = _i == sizeof(bad_batches) / sizeof(bad_batches[0]) - 1 ? strlen(json) + 1
-                                                                          : strlen(json);
+    size_t len =
+        _i == sizeof(bad_batches) / sizeof(bad_batches[0]) - 1 ? strlen(json) + 1 : strlen(json);
 
     ck_assert_int_eq(hub_msg_parse_batch((const uint8_t *)json, len, &msgs, &n, &why),
                      SCTPM_RC_BAD_FORMAT);
@@ -209,9 +209,9 @@ START_TEST(test_batch_limits)
     ck_assert_int_eq(parse(json, &msgs, &n), SCTPM_RC_TOO_LARGE);
     free(json);
     /* A body over the limit. */
-    ck_assert_int_eq(hub_msg_parse_batch((const uint8_t *)"[]", HUB_MSG_MAX_SIZE + 1, &msgs, &n,
-                                         NULL),
-                     SCTPM_RC_TOO_LARGE);
+    ck_assert_int_eq(
+        hub_msg_parse_batch((const uint8_t *)"[]", HUB_MSG_MAX_SIZE + 1, &msgs, &n, NULL),
+        SCTPM_RC_TOO_LARGE);
 }
 END_TEST
 

@@ -11,17 +11,17 @@
  * A known answer computed independently (Python's hmac module): key bytes 0..31,
  * sr "myhub.azure-devices.net/devices/dev-01", se 1700000000.
  */
-#define HOST "myhub.azure-devices.net"
-#define SR HOST "/devices/dev-01"
-#define SE "1700000000"
+#define HOST    "myhub.azure-devices.net"
+#define SR      HOST "/devices/dev-01"
+#define SE      "1700000000"
 #define SIG_B64 "Ti5qQx6bo9p5ryJiTmhdpYeTLiiku+FzJ0Qf+C1GxsE="
 #define SIG_ENC "Ti5qQx6bo9p5ryJiTmhdpYeTLiiku%2BFzJ0Qf%2BC1GxsE%3D"
-#define TOKEN "SharedAccessSignature sr=" SR "&sig=" SIG_ENC "&se=" SE
+#define TOKEN   "SharedAccessSignature sr=" SR "&sig=" SIG_ENC "&se=" SE
 /* The same, with sr URL-encoded (and signed that way, as the DPS client does). */
-#define SR_ENC HOST "%2fdevices%2fdev-01"
-#define SIG2_ENC "d%2FGwhD%2B9yUXa6WArSRntkBO2mjjAbvMfoGeHRrTB5Vs%3D"
+#define SR_ENC    HOST "%2fdevices%2fdev-01"
+#define SIG2_ENC  "d%2FGwhD%2B9yUXa6WArSRntkBO2mjjAbvMfoGeHRrTB5Vs%3D"
 #define TOKEN_ENC "SharedAccessSignature sr=" SR_ENC "&sig=" SIG2_ENC "&se=" SE
-#define NOW 1699999000
+#define NOW       1699999000
 
 static uint8_t key[32];
 static uint8_t other_key[32];
@@ -83,14 +83,13 @@ END_TEST
 
 START_TEST(test_field_order_and_case)
 {
-    ck_assert_int_eq(check_token("SharedAccessSignature se=" SE "&SIG=" SIG_ENC "&Sr=" SR, key,
-                                 NOW),
-                     SCTPM_RC_SUCCESS);
+    ck_assert_int_eq(
+        check_token("SharedAccessSignature se=" SE "&SIG=" SIG_ENC "&Sr=" SR, key, NOW),
+        SCTPM_RC_SUCCESS);
     /* Empty fields are skipped, unknown ones ignored, as the service does. */
-    ck_assert_int_eq(check_token("SharedAccessSignature &sr=" SR "&&sig=" SIG_ENC "&x=1&se=" SE
-                                 "&",
-                                 key, NOW),
-                     SCTPM_RC_SUCCESS);
+    ck_assert_int_eq(
+        check_token("SharedAccessSignature &sr=" SR "&&sig=" SIG_ENC "&x=1&se=" SE "&", key, NOW),
+        SCTPM_RC_SUCCESS);
 }
 END_TEST
 
@@ -174,13 +173,13 @@ START_TEST(test_bad_signature)
 {
     ck_assert_int_eq(check_token(TOKEN, other_key, NOW), SCTPM_RC_UNAUTHORIZED);
     /* A later expiry with the old signature: the signature covers se. */
-    ck_assert_int_eq(check_token("SharedAccessSignature sr=" SR "&sig=" SIG_ENC "&se=1700000001",
-                                 key, NOW),
-                     SCTPM_RC_UNAUTHORIZED);
+    ck_assert_int_eq(
+        check_token("SharedAccessSignature sr=" SR "&sig=" SIG_ENC "&se=1700000001", key, NOW),
+        SCTPM_RC_UNAUTHORIZED);
     /* The encoded scope with the signature of the unencoded one: sr is signed as sent. */
-    ck_assert_int_eq(check_token("SharedAccessSignature sr=" SR_ENC "&sig=" SIG_ENC "&se=" SE,
-                                 key, NOW),
-                     SCTPM_RC_UNAUTHORIZED);
+    ck_assert_int_eq(
+        check_token("SharedAccessSignature sr=" SR_ENC "&sig=" SIG_ENC "&se=" SE, key, NOW),
+        SCTPM_RC_UNAUTHORIZED);
     /* One bit flipped in the signature. */
     ck_assert_int_eq(check_token("SharedAccessSignature sr=" SR
                                  "&sig=Ui5qQx6bo9p5ryJiTmhdpYeTLiiku%2BFzJ0Qf%2BC1GxsE%3D&se=" SE,

@@ -11,7 +11,7 @@
 
 #include "store-priv.h"
 
-#define T0 1700000000000LL
+#define T0      1700000000000LL
 #define LOCK_MS 60000
 
 static char dir[256];
@@ -120,8 +120,8 @@ START_TEST(test_not_a_database)
     snprintf(junk, sizeof(junk), "%s/junk.db", dir);
     fd = open(junk, O_WRONLY | O_CREAT, 0600);
     ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(write(fd, "this is not a database, not at all, no no no no no no no no no", 62),
-                     62);
+    ck_assert_int_eq(
+        write(fd, "this is not a database, not at all, no no no no no no no no no", 62), 62);
     close(fd);
     ck_assert_int_eq(hub_store_open(junk, &other), SCTPM_RC_CORRUPT);
     ck_assert_ptr_null(other);
@@ -193,7 +193,8 @@ static int collect(void *ctx, const struct hub_record *r)
 
     ck_assert_int_lt(c->n, 64);
     snprintf(c->ids[c->n], sizeof(c->ids[0]), "%s", r->message_id);
-    snprintf(c->bodies[c->n], sizeof(c->bodies[0]), "%.*s", (int)r->body_len, (const char *)r->body);
+    snprintf(c->bodies[c->n], sizeof(c->bodies[0]), "%.*s", (int)r->body_len,
+             (const char *)r->body);
     snprintf(c->props[c->n], sizeof(c->props[0]), "%s", r->properties);
     c->seqs[c->n] = r->seq;
     c->n++;
@@ -264,7 +265,7 @@ START_TEST(test_append_all_or_nothing)
 }
 END_TEST
 
-#define THREADS 8
+#define THREADS    8
 #define PER_THREAD 40
 
 static void *appender(void *arg)

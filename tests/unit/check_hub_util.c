@@ -94,9 +94,9 @@ START_TEST(test_printable)
     ck_assert(!hub_printable_utf8((const uint8_t *)"\x1b[2J", 4));
     ck_assert(!hub_printable_utf8((const uint8_t *)"\x7f", 1));
     ck_assert(!hub_printable_utf8((const uint8_t *)"\xc3", 1));
-    ck_assert(!hub_printable_utf8((const uint8_t *)"\xc0\xaf", 2));       /* overlong */
-    ck_assert(!hub_printable_utf8((const uint8_t *)"\xed\xa0\x80", 3));   /* surrogate */
-    ck_assert(!hub_printable_utf8((const uint8_t *)"\xc2\x9b", 2));       /* C1 CSI */
+    ck_assert(!hub_printable_utf8((const uint8_t *)"\xc0\xaf", 2));         /* overlong */
+    ck_assert(!hub_printable_utf8((const uint8_t *)"\xed\xa0\x80", 3));     /* surrogate */
+    ck_assert(!hub_printable_utf8((const uint8_t *)"\xc2\x9b", 2));         /* C1 CSI */
     ck_assert(!hub_printable_utf8((const uint8_t *)"\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
     ck_assert(!hub_printable_utf8((const uint8_t *)"\xff", 1));
 }
