@@ -221,7 +221,9 @@ static enum MHD_Result reject(struct MHD_Connection *c, struct request *r, unsig
     int has_body = (len != NULL && strcmp(len, "0") != 0) || te != NULL;
     unsigned long long n = len != NULL ? strtoull(len, NULL, 10) : 0;
 
-    LOG_INFO("%s: %u %s: %s", r->device_id[0] != '\0' ? r->device_id : "-", status, code, msg);
+    /* The id comes from the URL: only a valid one (no control characters) goes into the log. */
+    LOG_INFO("%s: %u %s: %s", hub_device_id_valid(r->device_id) ? r->device_id : "-", status, code,
+             msg);
     if (!r->body_done && !r->draining && has_body && n <= DISCARD_MAX) {
         r->err_status = status;
         r->err_code = code;
