@@ -34,6 +34,7 @@ hub_unit_tests = \
 	tests/unit/check_hub_util
 check_PROGRAMS += $(hub_unit_tests)
 TESTS += $(hub_unit_tests)
+unit_tests += $(hub_unit_tests)
 HUB_UNIT_CPPFLAGS = $(HUB_CPPFLAGS) $(CHECK_CFLAGS) -I$(top_srcdir)/hub
 HUB_UNIT_LIBS = hub/libhub.la $(HUB_LIBS) $(CHECK_LIBS)
 tests_unit_check_hub_format_CPPFLAGS = $(HUB_UNIT_CPPFLAGS)
