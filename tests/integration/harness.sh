@@ -69,7 +69,16 @@ for sig in INT TERM; do
     check "no process outlives an interrupted test ($sig)" test -z "$(leftovers "$a" "$b")"
 done
 
-# 5. Each test gets its own fresh directory, removed afterwards.
+# 5. A daemon's valgrind report fails an otherwise passing test.
+cat >"$T/inner-vg.sh" <<'INNER'
+echo "==1== Invalid read of size 4" >"$SCTPM_TEST_DIR/valgrind.1.log"
+exit 0
+INNER
+st=0; TMPDIR=$T "$RUN" "$T/inner-vg.sh" >"$T/inner-vg.out" 2>&1 || st=$?
+check "a valgrind report from a daemon fails the test (status $st)" test "$st" = 1
+check "... and is shown" grep -q "Invalid read of size 4" "$T/inner-vg.out"
+
+# 6. Each test gets its own fresh directory, removed afterwards.
 check "the test directory exists and is private to this test" test -d "$T" -a -w "$T"
 check "inner test directories were removed" bash -c "! ls -d $T/sctpm-test.inner-* 2>/dev/null"
 
