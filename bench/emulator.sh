@@ -46,7 +46,9 @@ declare -A T=(
 order="sctpmd-mssim-unix sctpmd-mssim-tcp sctpmd-tcti-swtpm sctpmd-raw-persistent swtpm-tcti-swtpm swtpm-raw-persistent"
 for r in $(seq "$ROUNDS"); do
     for k in $order; do
-        "$B" "${T[$k]}" "$N" >>"$W/$k.out"
+        # tcti-swtpm opens a TCP connection per command: many rounds can run out of ephemeral
+        # ports (TIME_WAIT), so say which run failed instead of ending silently.
+        "$B" "${T[$k]}" "$N" >>"$W/$k.out" || { echo "tpmbench failed on $k (${T[$k]})" >&2; exit 1; }
     done
 done
 loaded_s=$(rss "$spid"); loaded_w=$(rss "$wpid")
