@@ -13,6 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -629,59 +632,71 @@ static void refuse_log(const struct conn *c, const char *what)
 }
 
 /*
- * The uid owning the peer end of a loopback TCP connection, from /proc/net/tcp (readable by
- * everyone): the peer's socket is the line whose local address is our peer address. Returns -1
- * when it cannot be found.
+ * The uid owning the peer end of a loopback TCP connection. The kernel answers this exactly for
+ * one socket through sock_diag (NETLINK_SOCK_DIAG, no privileges needed): the peer's socket is
+ * the one whose source is our peer address and whose destination is our address. Scanning
+ * /proc/net/tcp instead costs milliseconds once tcti-swtpm's per-command connections have filled
+ * it with TIME_WAIT entries. Returns -1 when it cannot be found.
  */
 static long tcp_peer_uid(int fd)
 {
     struct sockaddr_storage peer, self;
     socklen_t pl = sizeof(peer), sl = sizeof(self);
-    char want_local[64], want_remote[64], line[512];
-    const char *table;
+    struct {
+        struct nlmsghdr nlh;
+        struct inet_diag_req_v2 req;
+    } msg = {0};
+    struct sockaddr_nl nl = {.nl_family = AF_NETLINK};
+    union {
+        struct nlmsghdr nlh;
+        char buf[1024];
+    } rsp;
     long uid = -1;
-    FILE *f;
+    ssize_t n;
+    int s;
 
     if (getpeername(fd, (struct sockaddr *)&peer, &pl) != 0 ||
-        getsockname(fd, (struct sockaddr *)&self, &sl) != 0) {
+        getsockname(fd, (struct sockaddr *)&self, &sl) != 0 || peer.ss_family != self.ss_family) {
         return -1;
     }
+    msg.nlh.nlmsg_len = sizeof(msg);
+    msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    msg.nlh.nlmsg_flags = NLM_F_REQUEST;
+    msg.req.sdiag_family = (uint8_t)peer.ss_family;
+    msg.req.sdiag_protocol = IPPROTO_TCP;
+    msg.req.idiag_states = ~0u;
+    msg.req.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
+    msg.req.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
     if (peer.ss_family == AF_INET) {
         const struct sockaddr_in *p = (const struct sockaddr_in *)&peer;
         const struct sockaddr_in *m = (const struct sockaddr_in *)&self;
-        /* The kernel prints the address as the host-order view of the network-order word. */
-        snprintf(want_local, sizeof(want_local), "%08X:%04X", p->sin_addr.s_addr,
-                 ntohs(p->sin_port));
-        snprintf(want_remote, sizeof(want_remote), "%08X:%04X", m->sin_addr.s_addr,
-                 ntohs(m->sin_port));
-        table = "/proc/net/tcp";
+        msg.req.id.idiag_sport = p->sin_port;
+        msg.req.id.idiag_dport = m->sin_port;
+        memcpy(msg.req.id.idiag_src, &p->sin_addr, 4);
+        memcpy(msg.req.id.idiag_dst, &m->sin_addr, 4);
     } else if (peer.ss_family == AF_INET6) {
         const struct sockaddr_in6 *p = (const struct sockaddr_in6 *)&peer;
         const struct sockaddr_in6 *m = (const struct sockaddr_in6 *)&self;
-        const uint32_t *pa = (const uint32_t *)(const void *)p->sin6_addr.s6_addr;
-        const uint32_t *ma = (const uint32_t *)(const void *)m->sin6_addr.s6_addr;
-        snprintf(want_local, sizeof(want_local), "%08X%08X%08X%08X:%04X", pa[0], pa[1], pa[2],
-                 pa[3], ntohs(p->sin6_port));
-        snprintf(want_remote, sizeof(want_remote), "%08X%08X%08X%08X:%04X", ma[0], ma[1],
-                 ma[2], ma[3], ntohs(m->sin6_port));
-        table = "/proc/net/tcp6";
+        msg.req.id.idiag_sport = p->sin6_port;
+        msg.req.id.idiag_dport = m->sin6_port;
+        memcpy(msg.req.id.idiag_src, &p->sin6_addr, 16);
+        memcpy(msg.req.id.idiag_dst, &m->sin6_addr, 16);
     } else {
         return -1;
     }
-    f = fopen(table, "re");
-    if (f == NULL) {
+    s = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (s < 0) {
         return -1;
     }
-    while (fgets(line, sizeof(line), f) != NULL) {
-        char local[64], remote[64];
-        long u;
-        if (sscanf(line, " %*d: %63s %63s %*x %*x:%*x %*x:%*x %*x %ld", local, remote, &u) == 3 &&
-            strcmp(local, want_local) == 0 && strcmp(remote, want_remote) == 0) {
-            uid = u;
-            break;
+    if (sendto(s, &msg, sizeof(msg), 0, (struct sockaddr *)&nl, sizeof(nl)) == (ssize_t)sizeof(msg)) {
+        n = recv(s, &rsp, sizeof(rsp), 0);
+        if (n >= (ssize_t)NLMSG_LENGTH(sizeof(struct inet_diag_msg)) &&
+            NLMSG_OK(&rsp.nlh, (size_t)n) && rsp.nlh.nlmsg_type == SOCK_DIAG_BY_FAMILY) {
+            const struct inet_diag_msg *d = NLMSG_DATA(&rsp.nlh);
+            uid = (long)d->idiag_uid;
         }
     }
-    fclose(f);
+    close(s);
     return uid;
 }
 
