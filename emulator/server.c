@@ -823,6 +823,25 @@ static int execute(struct server *srv, struct conn *c, uint8_t locality, uint8_t
     return r;
 }
 
+/*
+ * mssim SESSION_END and STOP, valid on both channels: the connection ends without a reply; STOP
+ * also ends the service, when the peer is trusted.
+ */
+static int end_session(struct server *srv, struct conn *c, int stop)
+{
+    c->close_after_send = 1;
+    if (!stop) {
+        return 0;
+    }
+    if (!c->trusted) {
+        refuse_log(c, "STOP (ending the service)");
+        return 0;
+    }
+    LOG_INFO("connection %u (%s) asked the service to stop", c->id, c->peer);
+    srv->stop = 1;
+    return 0;
+}
+
 static int handle_data(struct server *srv, struct conn *c, const struct proto_data_msg *m)
 {
     uint32_t res;
@@ -850,18 +869,8 @@ static int handle_data(struct server *srv, struct conn *c, const struct proto_da
                                            : tpm_hash_end();
         return out_u32(c, res == 0 ? 0 : 1);
     case MSSIM_SESSION_END:
-        c->close_after_send = 1;
-        return 0;
     case MSSIM_STOP:
-        if (!c->trusted) {
-            refuse_log(c, "STOP (ending the service)");
-            c->close_after_send = 1;
-            return 0;
-        }
-        LOG_INFO("connection %u (%s) asked the service to stop", c->id, c->peer);
-        srv->stop = 1;
-        c->close_after_send = 1;
-        return 0;
+        return end_session(srv, c, m->code == MSSIM_STOP);
     default:
         return -1;
     }
@@ -955,18 +964,8 @@ static int handle_mssim_ctrl(struct server *srv, struct conn *c, const struct pr
         LOG_WARNING("connection %u: TEST_FAILURE_MODE is not supported", c->id);
         return out_u32(c, 1);
     case MSSIM_SESSION_END:
-        c->close_after_send = 1;
-        return 0;
     case MSSIM_STOP:
-        if (!c->trusted) {
-            refuse_log(c, "STOP (ending the service)");
-            c->close_after_send = 1;
-            return 0;
-        }
-        LOG_INFO("connection %u (%s) asked the service to stop", c->id, c->peer);
-        srv->stop = 1;
-        c->close_after_send = 1;
-        return 0;
+        return end_session(srv, c, m->code == MSSIM_STOP);
     default:
         return -1;
     }
