@@ -71,6 +71,8 @@ struct conn {
     enum proto_dialect dialect;
     pid_t pid;
     uid_t uid;
+    struct sockaddr_storage peer_addr; /* TCP: the peer's address, from accept() */
+    socklen_t peer_len;
     char peer[64];
     uint8_t *in;
     size_t in_len, in_cap, in_max;
@@ -125,6 +127,7 @@ struct server {
     uint8_t swtpm_locality;
     struct rm *rm; /* NULL with --no-rm */
     struct keyed_space *keyed;
+    int diag_fd; /* NETLINK_SOCK_DIAG, for the uid of TCP peers; -1 until needed */
     char unix_ctrl_path[sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
 };
 
@@ -334,6 +337,7 @@ enum sctpm_rc server_create(const struct server_config *cfg, struct server **out
     srv->cfg.listen_addr = NULL; /* not kept: the caller's string */
     srv->cfg.unix_path = NULL;
     srv->sig.fd = -1;
+    srv->diag_fd = -1;
     srv->next_id = 1;
     srv->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (srv->epfd < 0) {
@@ -411,8 +415,7 @@ static void conn_close(struct server *srv, struct conn *c, const char *why)
     if (why != NULL) {
         LOG_DEBUG("connection %u (%s) closed: %s", c->id, c->peer, why);
     }
-    epoll_ctl(srv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-    close(c->fd);
+    close(c->fd); /* also leaves the epoll set: the descriptor is never duplicated */
     if (c->passed_fd >= 0) {
         close(c->passed_fd);
     }
@@ -450,7 +453,8 @@ static int is_trusted(const struct server *srv, const struct conn *c)
     return 0;
 }
 
-static struct conn *conn_add(struct server *srv, int fd, enum channel channel, int is_unix)
+static struct conn *conn_add(struct server *srv, int fd, enum channel channel, int is_unix,
+                             const struct sockaddr_storage *addr, socklen_t addr_len)
 {
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP};
     struct conn *c = calloc(1, sizeof(*c));
@@ -485,21 +489,21 @@ static struct conn *conn_add(struct server *srv, int fd, enum channel channel, i
         }
         snprintf(c->peer, sizeof(c->peer), "unix pid %ld uid %ld", (long)c->pid, (long)c->uid);
     } else {
-        struct sockaddr_storage ss;
-        socklen_t len = sizeof(ss);
         char host[48] = "?", port[8] = "?";
         int one = 1;
-        if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
-            getnameinfo((struct sockaddr *)&ss, len, host, sizeof(host), port, sizeof(port),
-                        NI_NUMERICHOST | NI_NUMERICSERV);
+        if (addr != NULL && addr_len > 0 && addr_len <= sizeof(c->peer_addr)) {
+            memcpy(&c->peer_addr, addr, addr_len);
+            c->peer_len = addr_len;
+            getnameinfo((const struct sockaddr *)addr, addr_len, host, sizeof(host), port,
+                        sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV);
         }
         snprintf(c->peer, sizeof(c->peer), "tcp %s:%s", host, port);
         /*
-         * tcti-mssim writes a command's header and body separately. Without NODELAY and
-         * QUICKACK, Nagle and the delayed ACK hold every command for ~40 ms.
+         * Our replies go out whole, at once: no Nagle. (The client's own Nagle, holding the body
+         * of a command until its header is acknowledged, is answered with TCP_QUICKACK when half
+         * a message is buffered; see process_one().)
          */
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
         c->is_tcp = 1;
     }
     c->trusted = is_trusted(srv, c);
@@ -517,10 +521,17 @@ static struct conn *conn_add(struct server *srv, int fd, enum channel channel, i
     return c;
 }
 
+/*
+ * Accepts one connection. The listener is level-triggered, so further pending connections are
+ * reported again at once; not looping until EAGAIN saves a system call for clients such as
+ * tcti-swtpm that connect for every command.
+ */
 static void do_accept(struct server *srv, struct listener *l)
 {
-    for (;;) {
-        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    for (int once = 0; once < 1; once++) {
+        struct sockaddr_storage addr;
+        socklen_t addr_len = sizeof(addr);
+        int fd = accept4(l->fd, (struct sockaddr *)&addr, &addr_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
                 errno != ECONNABORTED) {
@@ -535,7 +546,7 @@ static void do_accept(struct server *srv, struct listener *l)
             close(fd);
             continue;
         }
-        if (conn_add(srv, fd, l->channel, l->is_unix) == NULL) {
+        if (conn_add(srv, fd, l->channel, l->is_unix, &addr, addr_len) == NULL) {
             LOG_ERROR("cannot set up a connection on %s: out of memory", l->name);
             close(fd);
         }
@@ -638,10 +649,11 @@ static void refuse_log(const struct conn *c, const char *what)
  * /proc/net/tcp instead costs milliseconds once tcti-swtpm's per-command connections have filled
  * it with TIME_WAIT entries. Returns -1 when it cannot be found.
  */
-static long tcp_peer_uid(int fd)
+static long tcp_peer_uid(struct server *srv, const struct conn *c)
 {
+    const struct sockaddr_storage *pp = &c->peer_addr;
     struct sockaddr_storage peer, self;
-    socklen_t pl = sizeof(peer), sl = sizeof(self);
+    socklen_t sl = sizeof(self);
     struct {
         struct nlmsghdr nlh;
         struct inet_diag_req_v2 req;
@@ -655,10 +667,11 @@ static long tcp_peer_uid(int fd)
     ssize_t n;
     int s;
 
-    if (getpeername(fd, (struct sockaddr *)&peer, &pl) != 0 ||
-        getsockname(fd, (struct sockaddr *)&self, &sl) != 0 || peer.ss_family != self.ss_family) {
+    if (c->peer_len == 0 || getsockname(c->fd, (struct sockaddr *)&self, &sl) != 0 ||
+        pp->ss_family != self.ss_family) {
         return -1;
     }
+    peer = *pp;
     msg.nlh.nlmsg_len = sizeof(msg);
     msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
     msg.nlh.nlmsg_flags = NLM_F_REQUEST;
@@ -684,10 +697,14 @@ static long tcp_peer_uid(int fd)
     } else {
         return -1;
     }
-    s = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-    if (s < 0) {
-        return -1;
+    /* One netlink socket serves every lookup; it is reopened if it ever misbehaves. */
+    if (srv->diag_fd < 0) {
+        srv->diag_fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+        if (srv->diag_fd < 0) {
+            return -1;
+        }
     }
+    s = srv->diag_fd;
     if (sendto(s, &msg, sizeof(msg), 0, (struct sockaddr *)&nl, sizeof(nl)) == (ssize_t)sizeof(msg)) {
         n = recv(s, &rsp, sizeof(rsp), 0);
         if (n >= (ssize_t)NLMSG_LENGTH(sizeof(struct inet_diag_msg)) &&
@@ -696,7 +713,10 @@ static long tcp_peer_uid(int fd)
             uid = (long)d->idiag_uid;
         }
     }
-    close(s);
+    if (uid < 0) {
+        close(srv->diag_fd);
+        srv->diag_fd = -1;
+    }
     return uid;
 }
 
@@ -710,7 +730,7 @@ static struct keyed_space *keyed_get(struct server *srv, struct conn *c)
         snprintf(key, sizeof(key), "pid %ld", (long)c->pid);
         pid = c->pid;
     } else {
-        long uid = c->is_tcp ? tcp_peer_uid(c->fd) : -1;
+        long uid = c->is_tcp ? tcp_peer_uid(srv, c) : -1;
         if (uid >= 0) {
             snprintf(key, sizeof(key), "tcp uid %ld", uid);
         } else {
@@ -992,7 +1012,7 @@ static int add_passed_data_fd(struct server *srv, struct conn *c)
     }
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     fcntl(fd, F_SETFD, FD_CLOEXEC);
-    d = conn_add(srv, fd, CHANNEL_DATA, 1);
+    d = conn_add(srv, fd, CHANNEL_DATA, 1, NULL, 0);
     if (d == NULL) {
         close(fd);
         return -1;
@@ -1504,6 +1524,9 @@ void server_destroy(struct server *srv)
     }
     if (srv->sig.fd >= 0) {
         close(srv->sig.fd);
+    }
+    if (srv->diag_fd >= 0) {
+        close(srv->diag_fd);
     }
     if (srv->epfd >= 0) {
         close(srv->epfd);
