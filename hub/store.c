@@ -330,6 +330,27 @@ static void release(struct hub_store *st, struct conn *c)
     pthread_mutex_unlock(&st->lock);
 }
 
+/*
+ * Takes a connection and prepares statement `id` on it. On failure nothing is held: the
+ * connection went back to the pool.
+ */
+static enum sctpm_rc acquire_stmt(struct hub_store *st, enum stmt_id id, struct conn **c,
+                                  sqlite3_stmt **s)
+{
+    enum sctpm_rc rc = acquire(st, c);
+
+    if (rc != SCTPM_RC_SUCCESS) {
+        return rc;
+    }
+    *s = stmt(*c, id);
+    if (*s == NULL) {
+        release(st, *c);
+        *c = NULL;
+        return SCTPM_RC_GENERAL_FAILURE;
+    }
+    return SCTPM_RC_SUCCESS;
+}
+
 /* Creates the schema or checks that an existing one is ours and not newer than we are. */
 static enum sctpm_rc init_schema(struct conn *c)
 {
@@ -467,14 +488,9 @@ enum sctpm_rc hub_store_meta_get(struct hub_store *st, const char *key, char **v
     int e;
 
     *value = NULL;
-    rc = acquire(st, &c);
+    rc = acquire_stmt(st, ST_META_GET, &c, &s);
     if (rc != SCTPM_RC_SUCCESS) {
         return rc;
-    }
-    s = stmt(c, ST_META_GET);
-    if (s == NULL) {
-        rc = SCTPM_RC_GENERAL_FAILURE;
-        goto out;
     }
     sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
     e = sqlite3_step(s);
@@ -486,7 +502,6 @@ enum sctpm_rc hub_store_meta_get(struct hub_store *st, const char *key, char **v
         *value = strdup(col_text(s, 0));
         rc = *value != NULL ? SCTPM_RC_SUCCESS : SCTPM_RC_NO_MEMORY;
     }
-out:
     done_with(s);
     release(st, c);
     return rc;
@@ -499,20 +514,14 @@ enum sctpm_rc hub_store_meta_set(struct hub_store *st, const char *key, const ch
     sqlite3_stmt *s = NULL;
     int e;
 
-    rc = acquire(st, &c);
+    rc = acquire_stmt(st, ST_META_SET, &c, &s);
     if (rc != SCTPM_RC_SUCCESS) {
         return rc;
-    }
-    s = stmt(c, ST_META_SET);
-    if (s == NULL) {
-        rc = SCTPM_RC_GENERAL_FAILURE;
-        goto out;
     }
     sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, value, -1, SQLITE_STATIC);
     e = sqlite3_step(s);
     rc = e == SQLITE_DONE ? SCTPM_RC_SUCCESS : fail(c, e, "write setting");
-out:
     done_with(s);
     release(st, c);
     return rc;
@@ -542,14 +551,9 @@ enum sctpm_rc hub_store_device_add(struct hub_store *st, const struct hub_device
         !key_len_ok(d->secondary_len)) {
         return SCTPM_RC_BAD_ARGUMENT;
     }
-    rc = acquire(st, &c);
+    rc = acquire_stmt(st, ST_DEV_ADD, &c, &s);
     if (rc != SCTPM_RC_SUCCESS) {
         return rc;
-    }
-    s = stmt(c, ST_DEV_ADD);
-    if (s == NULL) {
-        rc = SCTPM_RC_GENERAL_FAILURE;
-        goto out;
     }
     sqlite3_bind_text(s, 1, d->id, -1, SQLITE_STATIC);
     sqlite3_bind_blob(s, 2, d->primary_key, (int)d->primary_len, SQLITE_STATIC);
@@ -565,7 +569,6 @@ enum sctpm_rc hub_store_device_add(struct hub_store *st, const struct hub_device
     } else {
         rc = fail(c, e, "add device");
     }
-out:
     done_with(s);
     release(st, c);
     return rc;
@@ -602,14 +605,9 @@ enum sctpm_rc hub_store_device_get(struct hub_store *st, const char *id, struct 
     int e;
 
     memset(out, 0, sizeof(*out));
-    rc = acquire(st, &c);
+    rc = acquire_stmt(st, ST_DEV_GET, &c, &s);
     if (rc != SCTPM_RC_SUCCESS) {
         return rc;
-    }
-    s = stmt(c, ST_DEV_GET);
-    if (s == NULL) {
-        rc = SCTPM_RC_GENERAL_FAILURE;
-        goto out;
     }
     sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
     e = sqlite3_step(s);
@@ -620,7 +618,6 @@ enum sctpm_rc hub_store_device_get(struct hub_store *st, const char *id, struct 
     } else {
         rc = fail(c, e, "look up device");
     }
-out:
     done_with(s);
     release(st, c);
     return rc;
@@ -682,20 +679,14 @@ enum sctpm_rc hub_store_device_set_enabled(struct hub_store *st, const char *id,
     struct conn *c = NULL;
     sqlite3_stmt *s = NULL;
 
-    rc = acquire(st, &c);
+    rc = acquire_stmt(st, ST_DEV_ENABLE, &c, &s);
     if (rc != SCTPM_RC_SUCCESS) {
         return rc;
-    }
-    s = stmt(c, ST_DEV_ENABLE);
-    if (s == NULL) {
-        rc = SCTPM_RC_GENERAL_FAILURE;
-        goto out;
     }
     sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
     sqlite3_bind_int(s, 2, enabled ? 1 : 0);
     sqlite3_bind_int64(s, 3, now_ms);
     rc = change_one(c, s, "update device");
-out:
     done_with(s);
     release(st, c);
     return rc;
@@ -709,14 +700,9 @@ enum sctpm_rc hub_store_device_list(struct hub_store *st, hub_device_cb cb, void
     struct hub_device d;
     int e;
 
-    rc = acquire(st, &c);
+    rc = acquire_stmt(st, ST_DEV_LIST, &c, &s);
     if (rc != SCTPM_RC_SUCCESS) {
         return rc;
-    }
-    s = stmt(c, ST_DEV_LIST);
-    if (s == NULL) {
-        rc = SCTPM_RC_GENERAL_FAILURE;
-        goto out;
     }
     for (e = sqlite3_step(s); e == SQLITE_ROW; e = sqlite3_step(s)) {
         rc = read_device(s, &d);
@@ -1142,14 +1128,9 @@ enum sctpm_rc hub_store_c2d_settle(struct hub_store *st, const char *device_id,
     if ((unsigned)outcome > HUB_C2D_ABANDON) {
         return SCTPM_RC_BAD_ARGUMENT;
     }
-    rc = acquire(st, &c);
+    rc = acquire_stmt(st, ST_C2D_SETTLE, &c, &s);
     if (rc != SCTPM_RC_SUCCESS) {
         return rc;
-    }
-    s = stmt(c, ST_C2D_SETTLE);
-    if (s == NULL) {
-        rc = SCTPM_RC_GENERAL_FAILURE;
-        goto out;
     }
     /* One UPDATE, so the check (locked, this token, lock not expired) and the change are atomic. */
     sqlite3_bind_text(s, 1, device_id, -1, SQLITE_STATIC);
@@ -1157,7 +1138,6 @@ enum sctpm_rc hub_store_c2d_settle(struct hub_store *st, const char *device_id,
     sqlite3_bind_text(s, 3, states[outcome], -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 4, now_ms);
     rc = change_one(c, s, "settle message");
-out:
     done_with(s);
     release(st, c);
     return rc;
@@ -1171,14 +1151,9 @@ enum sctpm_rc hub_store_c2d_list(struct hub_store *st, const char *device_id, hu
     sqlite3_stmt *s = NULL;
     int e;
 
-    rc = acquire(st, &c);
+    rc = acquire_stmt(st, ST_C2D_LIST, &c, &s);
     if (rc != SCTPM_RC_SUCCESS) {
         return rc;
-    }
-    s = stmt(c, ST_C2D_LIST);
-    if (s == NULL) {
-        rc = SCTPM_RC_GENERAL_FAILURE;
-        goto out;
     }
     sqlite3_bind_text(s, 1, device_id, -1, SQLITE_STATIC);
     for (e = sqlite3_step(s); e == SQLITE_ROW; e = sqlite3_step(s)) {
