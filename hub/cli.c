@@ -388,21 +388,31 @@ struct print_ctx {
     int failed;
 };
 
-static int print_record(void *cls, const struct hub_record *r)
+/*
+ * Prints one formatted line (callee-owned `line`, freed here); `rc` is the formatter's result.
+ * Returns nonzero to stop the listing: on a formatting error, or when stdout is gone (a closed
+ * pipe), since there is no one left to print for.
+ */
+static int print_line(struct print_ctx *p, enum sctpm_rc rc, char *line)
 {
-    struct print_ctx *p = cls;
-    char *line = NULL;
-
-    if (hub_format_record(r, p->json, &line) != SCTPM_RC_SUCCESS) {
+    if (rc != SCTPM_RC_SUCCESS) {
         p->failed = 1;
         return 1;
     }
-    /* Stop when stdout is gone (a closed pipe): there is no one left to print for. */
     if (fputs(line, stdout) == EOF || fputc('\n', stdout) == EOF) {
         p->failed = 1;
     }
     free(line);
     return p->failed;
+}
+
+static int print_record(void *cls, const struct hub_record *r)
+{
+    struct print_ctx *p = cls;
+    char *line = NULL;
+    enum sctpm_rc rc = hub_format_record(r, p->json, &line);
+
+    return print_line(p, rc, line);
 }
 
 int hub_cli_messages(const struct hub_cli *o)
@@ -574,16 +584,9 @@ static int print_c2d(void *cls, const struct hub_c2d_record *r)
 {
     struct print_ctx *p = cls;
     char *line = NULL;
+    enum sctpm_rc rc = hub_format_c2d(r, p->json, &line);
 
-    if (hub_format_c2d(r, p->json, &line) != SCTPM_RC_SUCCESS) {
-        p->failed = 1;
-        return 1;
-    }
-    if (fputs(line, stdout) == EOF || fputc('\n', stdout) == EOF) {
-        p->failed = 1;
-    }
-    free(line);
-    return p->failed;
+    return print_line(p, rc, line);
 }
 
 int hub_cli_c2d_list(const struct hub_cli *o)
