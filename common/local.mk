@@ -5,6 +5,9 @@ common_libcommon_la_SOURCES = \
 	common/io.c common/io.h \
 	common/log.c common/log.h \
 	common/rc.c \
+	common/tpmtmpl.c common/tpmtmpl.h \
 	common/urlenc.c common/urlenc.h
+# Only the TSS type headers: tpmtmpl.c fills structures and calls nothing.
+common_libcommon_la_CPPFLAGS = $(AM_CPPFLAGS) $(TSS2_ESYS_CFLAGS)
 common_libcommon_la_LIBADD = -lpthread
 sctpminclude_HEADERS += include/sctpm/rc.h

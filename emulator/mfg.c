@@ -30,18 +30,8 @@
 #include "log.h"
 #include "io.h"
 #include "mfg.h"
+#include "tpmtmpl.h"
 #include "tpm.h"
-
-/* The EK Credential Profile's attributes: a restricted decryption key only the TPM can use. */
-#define EK_ATTRIBUTES                                                                              \
-    (TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_SENSITIVEDATAORIGIN |            \
-     TPMA_OBJECT_ADMINWITHPOLICY | TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT)
-_Static_assert(EK_ATTRIBUTES == 0x000300b2, "the TCG EK attributes are 0x000300b2");
-
-/* TPM 2.0 Provisioning Guidance SRK: a storage key anyone may use without a dictionary lockout. */
-#define SRK_ATTRIBUTES                                                                             \
-    (TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_SENSITIVEDATAORIGIN |            \
-     TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_NODA | TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT)
 
 /*
  * The EK certificate indices: written by the platform only, readable by anyone (swtpm_setup uses
@@ -51,12 +41,6 @@ _Static_assert(EK_ATTRIBUTES == 0x000300b2, "the TCG EK attributes are 0x000300b
 #define CERT_NV_ATTRIBUTES                                                                         \
     (TPMA_NV_PPWRITE | TPMA_NV_WRITEDEFINE | TPMA_NV_PPREAD | TPMA_NV_OWNERREAD |                  \
      TPMA_NV_AUTHREAD | TPMA_NV_NO_DA | TPMA_NV_PLATFORMCREATE)
-
-/* PolicySecret(TPM_RH_ENDORSEMENT) with SHA-256: the authPolicy of both default EKs. */
-static const uint8_t ek_policy[32] = {
-    0x83, 0x71, 0x97, 0x67, 0x44, 0x84, 0xb3, 0xf8, 0x1a, 0x90, 0xcc, 0x8d, 0x46, 0xa5, 0xd7, 0x24,
-    0xfd, 0x52, 0xd7, 0x6e, 0x06, 0x52, 0x0b, 0x64, 0xf2, 0xa1, 0xda, 0x1b, 0x33, 0x14, 0x69, 0xaa,
-};
 
 /* TCG OIDs for the EK certificate (EK Credential Profile §3.2 and §3.3). */
 #define OID_TPM_MANUFACTURER "2.23.133.2.1"
@@ -107,55 +91,6 @@ struct mfg {
     EVP_PKEY *ca_key;
     X509 *ca_cert;
 };
-
-/* ---- templates ---- */
-
-static void rsa_2048_storage(TPM2B_PUBLIC *out, TPMA_OBJECT attributes)
-{
-    memset(out, 0, sizeof(*out));
-    out->publicArea.type = TPM2_ALG_RSA;
-    out->publicArea.nameAlg = TPM2_ALG_SHA256;
-    out->publicArea.objectAttributes = attributes;
-    out->publicArea.parameters.rsaDetail.symmetric.algorithm = TPM2_ALG_AES;
-    out->publicArea.parameters.rsaDetail.symmetric.keyBits.aes = 128;
-    out->publicArea.parameters.rsaDetail.symmetric.mode.aes = TPM2_ALG_CFB;
-    out->publicArea.parameters.rsaDetail.scheme.scheme = TPM2_ALG_NULL;
-    out->publicArea.parameters.rsaDetail.keyBits = 2048;
-    /* 0 means the default exponent, 65537. */
-    out->publicArea.parameters.rsaDetail.exponent = 0;
-    /* 256 zero bytes: the TCG templates fix the size of unique so that all TSSs derive one key. */
-    out->publicArea.unique.rsa.size = 256;
-}
-
-void mfg_ek_rsa_template(TPM2B_PUBLIC *out)
-{
-    rsa_2048_storage(out, EK_ATTRIBUTES);
-    out->publicArea.authPolicy.size = sizeof(ek_policy);
-    memcpy(out->publicArea.authPolicy.buffer, ek_policy, sizeof(ek_policy));
-}
-
-void mfg_ek_ecc_template(TPM2B_PUBLIC *out)
-{
-    memset(out, 0, sizeof(*out));
-    out->publicArea.type = TPM2_ALG_ECC;
-    out->publicArea.nameAlg = TPM2_ALG_SHA256;
-    out->publicArea.objectAttributes = EK_ATTRIBUTES;
-    out->publicArea.authPolicy.size = sizeof(ek_policy);
-    memcpy(out->publicArea.authPolicy.buffer, ek_policy, sizeof(ek_policy));
-    out->publicArea.parameters.eccDetail.symmetric.algorithm = TPM2_ALG_AES;
-    out->publicArea.parameters.eccDetail.symmetric.keyBits.aes = 128;
-    out->publicArea.parameters.eccDetail.symmetric.mode.aes = TPM2_ALG_CFB;
-    out->publicArea.parameters.eccDetail.scheme.scheme = TPM2_ALG_NULL;
-    out->publicArea.parameters.eccDetail.curveID = TPM2_ECC_NIST_P256;
-    out->publicArea.parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
-    out->publicArea.unique.ecc.x.size = P256_BYTES;
-    out->publicArea.unique.ecc.y.size = P256_BYTES;
-}
-
-void mfg_srk_template(TPM2B_PUBLIC *out)
-{
-    rsa_2048_storage(out, SRK_ATTRIBUTES);
-}
 
 /* ---- errors and timing ---- */
 
@@ -947,7 +882,7 @@ enum sctpm_rc mfg_run(const char *state_dir, char *err, size_t errlen)
     t_prop = now_ms() - t;
     t = now_ms();
 
-    mfg_ek_rsa_template(&tmpl);
+    tmpl_ek_rsa(&tmpl);
     rc = create_persistent(&m, ESYS_TR_RH_ENDORSEMENT, &tmpl, MFG_EK_RSA_HANDLE, "RSA EK",
                            &m.ek_public[EK_RSA]);
     if (rc != SCTPM_RC_SUCCESS) {
@@ -956,7 +891,7 @@ enum sctpm_rc mfg_run(const char *state_dir, char *err, size_t errlen)
     t_rsa = now_ms() - t;
     t = now_ms();
 
-    mfg_ek_ecc_template(&tmpl);
+    tmpl_ek_ecc(&tmpl);
     rc = create_persistent(&m, ESYS_TR_RH_ENDORSEMENT, &tmpl, MFG_EK_ECC_HANDLE, "ECC EK",
                            &m.ek_public[EK_ECC]);
     if (rc != SCTPM_RC_SUCCESS) {
@@ -980,7 +915,7 @@ enum sctpm_rc mfg_run(const char *state_dir, char *err, size_t errlen)
     t_cert = now_ms() - t;
     t = now_ms();
 
-    mfg_srk_template(&tmpl);
+    tmpl_srk(&tmpl);
     rc = create_persistent(&m, ESYS_TR_RH_OWNER, &tmpl, MFG_SRK_HANDLE, "SRK", NULL);
     if (rc != SCTPM_RC_SUCCESS) {
         goto undo;

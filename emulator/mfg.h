@@ -52,17 +52,6 @@
  */
 enum sctpm_rc mfg_run(const char *state_dir, char *err, size_t errlen);
 
-/*
- * The TCG templates, for anyone who must re-create or look for these keys (the shim creates the
- * SRK from mfg_srk_template() when it is absent). Each fills all of `*out` [out].
- *   mfg_ek_rsa_template: EK Credential Profile template L-1 (RSA 2048, AES-128-CFB, 256 zero
- *                        bytes of unique, PolicySecret(TPM_RH_ENDORSEMENT)).
- *   mfg_ek_ecc_template: template L-2 (NIST P-256, AES-128-CFB, unique x and y of 32 zero bytes).
- *   mfg_srk_template:    Provisioning Guidance SRK (RSA 2048, AES-128-CFB, userWithAuth|noDA,
- *                        empty policy, 256 zero bytes of unique).
- */
-void mfg_ek_rsa_template(TPM2B_PUBLIC *out);
-void mfg_ek_ecc_template(TPM2B_PUBLIC *out);
-void mfg_srk_template(TPM2B_PUBLIC *out);
+/* The templates of the keys made here are in common/tpmtmpl.h. */
 
 #endif /* SCTPM_EMULATOR_MFG_H */

@@ -22,6 +22,7 @@
 #define LOGMODULE check_mfg
 #include "log.h"
 #include "mfg.h"
+#include "tpmtmpl.h"
 #include "tpm.h"
 
 /*
@@ -546,18 +547,18 @@ START_TEST(test_manufacture)
     /* The EKs and the SRK follow the TCG templates: re-creating them yields the same keys. */
     ek_rsa = read_public(esys, 0x81010001);
     check_ek_public(ek_rsa, TPM2_ALG_RSA);
-    mfg_ek_rsa_template(&tmpl);
+    tmpl_ek_rsa(&tmpl);
     check_recreates(esys, ESYS_TR_RH_ENDORSEMENT, &tmpl, ek_rsa);
     ek_ecc = read_public(esys, 0x81010002);
     check_ek_public(ek_ecc, TPM2_ALG_ECC);
-    mfg_ek_ecc_template(&tmpl);
+    tmpl_ek_ecc(&tmpl);
     check_recreates(esys, ESYS_TR_RH_ENDORSEMENT, &tmpl, ek_ecc);
     srk = read_public(esys, 0x81000001);
     ck_assert_uint_eq(srk->publicArea.objectAttributes, TCG_SRK_ATTRIBUTES);
     ck_assert_uint_eq(srk->publicArea.authPolicy.size, 0);
     ck_assert_int_eq(srk->publicArea.parameters.rsaDetail.keyBits, 2048);
     ck_assert_int_eq(srk->publicArea.parameters.rsaDetail.symmetric.algorithm, TPM2_ALG_AES);
-    mfg_srk_template(&tmpl);
+    tmpl_srk(&tmpl);
     check_recreates(esys, ESYS_TR_RH_OWNER, &tmpl, srk);
 
     /* The CA: self-signed, a CA, its key on disk 0600 and matching. */
