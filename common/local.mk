@@ -1,10 +1,12 @@
-# common/: helpers every part links (logging, return codes, I/O, base64, URL encoding).
+# common/: helpers every part links (logging, return codes, I/O, base64, URL encoding,
+# SAS token building, TPM key templates).
 noinst_LTLIBRARIES += common/libcommon.la
 common_libcommon_la_SOURCES = \
 	common/base64.c common/base64.h \
 	common/io.c common/io.h \
 	common/log.c common/log.h \
 	common/rc.c \
+	common/sas.c common/sas.h \
 	common/tpmtmpl.c common/tpmtmpl.h \
 	common/urlenc.c common/urlenc.h
 # Only the TSS type headers: tpmtmpl.c fills structures and calls nothing.

@@ -13,6 +13,7 @@
 #include "base64.h"
 #include "urlenc.h"
 #include "sas-priv.h"
+#include "sas.h"
 
 #define MAX_EXPIRY_DIGITS 18
 
@@ -332,47 +333,27 @@ enum sctpm_rc hub_sas_verify(const struct hub_sas *t, const uint8_t *const keys[
 enum sctpm_rc hub_sas_sign(const char *sr, int64_t expiry, const uint8_t *key, size_t key_len,
                            char **token)
 {
-    enum sctpm_rc rc = SCTPM_RC_NO_MEMORY;
+    enum sctpm_rc rc;
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int maclen = 0;
-    char se[24], b64[64], *msg = NULL, *sig = NULL;
-    size_t srl = strlen(sr), sel, need;
-    int n;
+    char *msg = NULL;
+    size_t msglen;
 
     *token = NULL;
-    if (expiry < 0 || key_len == 0 || key_len > INT32_MAX) {
+    if (key_len == 0 || key_len > INT32_MAX) {
         return SCTPM_RC_BAD_ARGUMENT;
     }
-    n = snprintf(se, sizeof(se), "%lld", (long long)expiry);
-    sel = (size_t)n;
-    msg = malloc(srl + 1 + sel);
-    if (msg == NULL) {
-        goto out;
+    rc = sas_string_to_sign(sr, expiry, &msg, &msglen);
+    if (rc != SCTPM_RC_SUCCESS) {
+        return rc;
     }
-    memcpy(msg, sr, srl);
-    msg[srl] = '\n';
-    memcpy(msg + srl + 1, se, sel);
-    if (HMAC(EVP_sha256(), key, (int)key_len, (unsigned char *)msg, srl + 1 + sel, mac, &maclen) ==
+    if (HMAC(EVP_sha256(), key, (int)key_len, (unsigned char *)msg, msglen, mac, &maclen) ==
         NULL) {
         rc = SCTPM_RC_GENERAL_FAILURE;
         goto out;
     }
-    base64_encode(mac, maclen, b64);
-    rc = url_encode(b64, strlen(b64), &sig);
-    if (rc != SCTPM_RC_SUCCESS) {
-        goto out;
-    }
-    need = sizeof(HUB_SAS_PREFIX " sr=&sig=&se=") + srl + strlen(sig) + sel;
-    *token = malloc(need);
-    if (*token == NULL) {
-        rc = SCTPM_RC_NO_MEMORY;
-        goto out;
-    }
-    snprintf(*token, need, HUB_SAS_PREFIX " sr=%s&sig=%s&se=%s", sr, sig, se);
-    rc = SCTPM_RC_SUCCESS;
+    rc = sas_format(sr, expiry, mac, maclen, NULL, token);
 out:
-    explicit_bzero(mac, sizeof(mac));
     free(msg);
-    free(sig);
     return rc;
 }

@@ -98,7 +98,7 @@ struct sctpm_status {
     char tcti_reason[256];     /* why that TCTI was chosen */
     char manufacturer[8];      /* TPM_PT_MANUFACTURER as text, e.g. "IFX", "IBM" */
     char vendor[20];           /* TPM_PT_VENDOR_STRING_1..4 */
-    char firmware[32];         /* TPM_PT_FIRMWARE_VERSION_1.2 as "a.b.c.d" */
+    char firmware[32];         /* TPM_PT_FIRMWARE_VERSION_1 and _2 in hex, "xxxxxxxx.xxxxxxxx" */
     uint32_t firmware_version_1;
     uint32_t firmware_version_2;
     char spec[16];             /* TPM_PT_FAMILY_INDICATOR, level and revision, e.g. "2.0 r1.59" */

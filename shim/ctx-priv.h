@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * The inside of a libsctpm context, shared by the library's modules (ctx.c, slot.c, token.c,
+ * status.c). Every public call takes the context's lock, clears the last error, checks the
+ * hardware policy, and reports failures through ctx_fail()/ctx_tss().
+ */
+#ifndef SCTPM_SHIM_CTX_PRIV_H
+#define SCTPM_SHIM_CTX_PRIV_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include <tss2/tss2_esys.h>
+
+#include "sctpm/sctpm.h"
+#include "select.h"
+
+#define CTX_ERR_MAX 512
+
+struct sctpm_ctx {
+    pthread_mutex_t lock;
+    TSS2_TCTI_CONTEXT *tcti;
+    ESYS_CONTEXT *esys;
+    struct select_choice choice;
+    int require_hardware;
+    /* The classification, made once per context on first need. */
+    int classified;
+    struct sctpm_status status;
+    /* TPM limits, read once. */
+    uint32_t input_buffer;
+    uint32_t nv_buffer;
+    /* The last failure. */
+    char err[CTX_ERR_MAX];
+    uint32_t tss2_rc;
+    enum sctpm_rc open_rc; /* a context that failed to open keeps failing with this */
+};
+
+/* Records `rc` and one sentence (printf-style) as the last failure; returns `rc`. */
+enum sctpm_rc ctx_fail(struct sctpm_ctx *ctx, enum sctpm_rc rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/*
+ * Records a failed TSS2 call: "<what> failed: <decoded TSS2_RC> (TSS2_RC 0x...)". Returns
+ * SCTPM_RC_TPM, or SCTPM_RC_NO_TPM when the TCTI lost the TPM.
+ */
+enum sctpm_rc ctx_tss(struct sctpm_ctx *ctx, const char *what, TSS2_RC r);
+
+/* Locks `ctx`, clears the last error, and checks that the context opened. */
+enum sctpm_rc ctx_enter(struct sctpm_ctx *ctx);
+/* Checks the hardware policy (classifying the TPM if needed). Call with the lock held. */
+enum sctpm_rc ctx_policy(struct sctpm_ctx *ctx);
+void ctx_leave(struct sctpm_ctx *ctx);
+
+/* Classifies the TPM into ctx->status (status.c). Call with the lock held. */
+enum sctpm_rc status_classify(struct sctpm_ctx *ctx);
+
+/*
+ * Gets an ESYS handle for the persistent or NV handle `handle`. SCTPM_RC_NOT_FOUND (no message)
+ * when the TPM has no such handle. Close the result with Esys_TR_Close().
+ */
+enum sctpm_rc ctx_tr(struct sctpm_ctx *ctx, TPM2_HANDLE handle, ESYS_TR *tr);
+
+/*
+ * Reads all of the NV index `tr` (size `size`) into `buf`, in chunks the TPM accepts, authorized
+ * by `auth` (the index itself or a hierarchy).
+ */
+enum sctpm_rc ctx_nv_read(struct sctpm_ctx *ctx, ESYS_TR auth, ESYS_TR tr, uint8_t *buf,
+                          uint16_t size);
+
+/* Reads the identity string of `slot` into `id` (slot.c). Call with the lock held. */
+enum sctpm_rc slot_read(struct sctpm_ctx *ctx, unsigned int slot, struct sctpm_identity *id);
+
+#endif /* SCTPM_SHIM_CTX_PRIV_H */
