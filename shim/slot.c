@@ -450,8 +450,9 @@ static enum sctpm_rc evict(struct sctpm_ctx *ctx, TPM2_HANDLE handle)
     }
     r = Esys_EvictControl(ctx->esys, ESYS_TR_RH_OWNER, tr, ESYS_TR_PASSWORD, ESYS_TR_NONE,
                           ESYS_TR_NONE, handle, &none);
+    /* ESYS keeps the evicted object's handle; a stale one would shadow the next key there. */
+    Esys_TR_Close(ctx->esys, &tr);
     if (r != TSS2_RC_SUCCESS) {
-        Esys_TR_Close(ctx->esys, &tr);
         return ctx_tss(ctx, "evicting the old key (TPM2_EvictControl)", r);
     }
     return SCTPM_RC_SUCCESS;

@@ -41,10 +41,12 @@ integration_tests = \
 	tests/integration/emulator-rm.sh \
 	tests/integration/emulator-state.sh \
 	tests/integration/emulator-swtpm-ctrl.sh \
-	tests/integration/emulator-tools.sh
+	tests/integration/emulator-tools.sh \
+	tests/integration/shim-provision.sh
 TESTS += $(integration_tests)
 
-EXTRA_DIST += tests/run-test tests/integration/lib.sh $(integration_tests)
+EXTRA_DIST += tests/run-test tests/integration/lib.sh tests/integration/sas-verify.py \
+	$(integration_tests)
 
 # The unit suites alone (CI runs them again in the sanitizer build).
 check-unit:

@@ -151,3 +151,29 @@ rawaddr() {
     *-unix) echo "unix:$T/$1.sock$suffix" ;;
     esac
 }
+
+# ---- swtpm, the peer ----
+declare -A SWTPM_PORT=()
+
+# swtpm_start NAME [ARGS...]: starts swtpm (TPM 2.0, started and ready for commands) with state
+# $T/NAME.swtpm on a free TCP port pair; SWTPM_PORT[NAME] is the data port. Skips the test when
+# swtpm is not installed.
+swtpm_start() {
+    local name=$1 port
+    shift
+    command -v swtpm >/dev/null || hard_error "swtpm missing: run scripts/install-deps"
+    port=${SWTPM_PORT[$name]:-$(free_port)}
+    SWTPM_PORT[$name]=$port
+    mkdir -p "$T/$name.swtpm"
+    start_daemon "$name" swtpm socket --tpm2 --tpmstate dir="$T/$name.swtpm" \
+        --server type=tcp,port="$port",bindaddr=127.0.0.1 \
+        --ctrl type=tcp,port=$((port + 1)),bindaddr=127.0.0.1 \
+        --flags not-need-init,startup-clear "$@"
+    if ! wait_port $((port + 1)) 30; then
+        show_log "$name"
+        fail "swtpm $name did not start"
+    fi
+}
+
+# swtpm_tcti NAME: the TCTI configuration reaching swtpm NAME through tcti-swtpm.
+swtpm_tcti() { echo "swtpm:host=127.0.0.1,port=${SWTPM_PORT[$1]}"; }

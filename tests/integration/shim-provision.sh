@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# sctpm provision / token / deprovision over sctpmd (mssim over TCP and Unix) and over swtpm
+# through tcti-swtpm. Every token is verified by tests/integration/sas-verify.py with Python's
+# own HMAC from the same key; the Limpet layout is checked with tpm2-tools.
+. "$top_srcdir/tests/integration/lib.sh"
+
+verify() { python3 "$top_srcdir/tests/integration/sas-verify.py" "$@"; }
+provision() { # provision TCTI SLOT CONNECTION-STRING
+    printf '%s' "$3" | sctpm --tcti "$1" provision --slot "$2" >"$T/prov.out" 2>"$T/prov.err"
+}
+HOST=hub-$RANDOM.azure-devices.net
+
+sctpmd_start s
+swtpm_start w
+
+run_flow() { # run_flow LABEL TCTI
+    local tr=$1 tc=$2 k0 k3 k3b tok tok2 module_tok cs
+    k0=$(openssl rand -base64 32)
+    k3=$(openssl rand -base64 32)
+    check "$tr: provision slot 0" provision "$tc" 0 "HostName=$HOST;DeviceId=dev-0;SharedAccessKey=$k0"
+    check "$tr: provision reports the slot" grep -q "slot 0: $HOST/dev-0 (key 0x81000100, identity in NV 0x01400100)" "$T/prov.out"
+    check "$tr: provision slot 3 (a module)" provision "$tc" 3 "HostName=$HOST;DeviceId=dev-3;ModuleId=mod.a;SharedAccessKey=$k3"
+    tok=$(sctpm --tcti "$tc" token --slot 0 --ttl 600 2>/dev/null)
+    check "$tr: slot 0 token verifies with its key" verify "$tok" "$k0" "$HOST/devices/dev-0" 600
+    expect_fail "$tr: slot 0 token does not verify with slot 3's key" verify "$tok" "$k3" "$HOST/devices/dev-0" 600
+    module_tok=$(sctpm --tcti "$tc" token --slot 3 2>/dev/null)
+    check "$tr: slot 3 module token (default TTL 3600)" verify "$module_tok" "$k3" "$HOST/devices/dev-3/modules/mod.a" 3600
+    cs=$(sctpm --tcti "$tc" connection-string --slot 3 --ttl 60 2>/dev/null)
+    check "$tr: connection-string has the identity" test "${cs%%;SharedAccessSignature=*}" = "HostName=$HOST;DeviceId=dev-3;ModuleId=mod.a"
+    check "$tr: connection-string token verifies" verify "${cs#*;SharedAccessSignature=}" "$k3" "$HOST/devices/dev-3/modules/mod.a" 60
+    # A string to sign longer than the TPM's input buffer goes through an HMAC sequence.
+    long="$HOST/devices/$(head -c 1500 /dev/zero | tr '\0' x)"
+    tok=$(sctpm --tcti "$tc" token --slot 0 --scope "$long" --expiry 2000000000 --skn registration 2>/dev/null)
+    check "$tr: a 1.5 KB scope is signed through an HMAC sequence" verify "$tok" "$k0" "$long" 0 registration
+    check "$tr: list shows both slots" bash -c "sctpm --tcti '$tc' list 2>/dev/null | tr -s ' ' | grep -qx '0 $HOST/dev-0 key present' && sctpm --tcti '$tc' list 2>/dev/null | tr -s ' ' | grep -qx '3 $HOST/dev-3/mod.a key present'"
+    check "$tr: tpm2_nvread 0x01400100 shows host/device" bash -c "TPM2TOOLS_TCTI='$tc' tpm2_nvread 0x01400100 2>/dev/null | grep -qx '$HOST/dev-0'"
+    check "$tr: tpm2_nvread 0x01400103 shows host/device/module" bash -c "TPM2TOOLS_TCTI='$tc' tpm2_nvread 0x01400103 2>/dev/null | grep -qx '$HOST/dev-3/mod.a'"
+    check "$tr: persistent handles 0x81000100 and 0x81000103" bash -c "TPM2TOOLS_TCTI='$tc' tpm2_getcap handles-persistent | grep -q 0x81000100 && TPM2TOOLS_TCTI='$tc' tpm2_getcap handles-persistent | grep -q 0x81000103"
+    # Re-provisioning replaces the key and re-sizes the NV index; slot 0 is untouched.
+    k3b=$(openssl rand -base64 16)
+    check "$tr: re-provision slot 3 with a shorter identity and a 16-byte key" provision "$tc" 3 "hostname=h.example;deviceid=d3;sharedaccesskey=$k3b"
+    tok=$(sctpm --tcti "$tc" token --slot 3 2>/dev/null)
+    check "$tr: slot 3 now signs with the new key" verify "$tok" "$k3b" "h.example/devices/d3"
+    tok=$(sctpm --tcti "$tc" token --slot 0 2>/dev/null)
+    check "$tr: slot 0 unchanged" verify "$tok" "$k0" "$HOST/devices/dev-0"
+    # A failed provision leaves the slot as it was.
+    expect_fail "$tr: a bad key is refused" provision "$tc" 3 "HostName=x.example;DeviceId=y;SharedAccessKey=!!!!"
+    tok=$(sctpm --tcti "$tc" token --slot 3 2>/dev/null)
+    check "$tr: slot 3 still has its identity and key" verify "$tok" "$k3b" "h.example/devices/d3"
+    # An owner password we do not know makes the TPM refuse; nothing changes.
+    check "$tr: set an owner password" env TPM2TOOLS_TCTI="$tc" tpm2_changeauth -c o secret
+    expect_fail "$tr: provision without the owner password fails" provision "$tc" 3 "HostName=x.example;DeviceId=y;SharedAccessKey=$k0"
+    check "$tr: the failure names the TPM command and the TSS2 code" grep -Eq 'TPM2_.*TSS2_RC 0x[0-9a-f]{8}' "$T/prov.err"
+    check "$tr: clear the owner password" env TPM2TOOLS_TCTI="$tc" tpm2_changeauth -c o -p secret
+    tok=$(sctpm --tcti "$tc" token --slot 3 2>/dev/null)
+    check "$tr: slot 3 survived the refused provision" verify "$tok" "$k3b" "h.example/devices/d3"
+    check "$tr: deprovision slot 3" sctpm --tcti "$tc" deprovision --slot 3
+    expect_fail "$tr: slot 3 gives no token" sctpm --tcti "$tc" token --slot 3
+    check "$tr: NV 0x01400103 is gone" bash -c "! TPM2TOOLS_TCTI='$tc' tpm2_getcap handles-nv-index | grep -q 0x1400103"
+    expect_fail "$tr: deprovisioning an empty slot fails" sctpm --tcti "$tc" deprovision --slot 3
+    tok=$(sctpm --tcti "$tc" token --slot 0 2>/dev/null)
+    check "$tr: slot 0 still signs" verify "$tok" "$k0" "$HOST/devices/dev-0"
+    echo "$k0" >"$T/$tr.k0"
+}
+
+run_flow mssim-tcp "$(tcti s mssim-tcp)"
+run_flow swtpm "$(swtpm_tcti w)"
+
+# Over Unix, and across a restart of sctpmd: the key and identity are in its state.
+tc=$(tcti s mssim-unix)
+k0=$(cat "$T/mssim-tcp.k0")
+tok=$(sctpm --tcti "$tc" token --slot 0 2>/dev/null)
+check "mssim-unix: the slot provisioned over TCP signs over Unix" verify "$tok" "$k0" "$HOST/devices/dev-0"
+check "restart sctpmd" stop_daemon s
+sctpmd_start s
+tok=$(sctpm --tcti "$tc" token --slot 0 2>/dev/null)
+check "after a restart the slot still signs" verify "$tok" "$k0" "$HOST/devices/dev-0"
+k5=$(openssl rand -base64 64 | tr -d "\n")
+check "mssim-unix: provision slot 9 with a 64-byte key from a file" bash -c "printf 'HostName=$HOST;DeviceId=dev-9;SharedAccessKey=%s\n' '$k5' >'$T/cs' && sctpm --tcti '$tc' provision --slot 9 --from-file '$T/cs' >/dev/null 2>&1"
+tok=$(sctpm --tcti "$tc" token --slot 9 2>/dev/null)
+check "mssim-unix: slot 9 signs" verify "$tok" "$k5" "$HOST/devices/dev-9"
+# The key never reaches the daemon's log, even at trace level.
+check "restart sctpmd at trace level" stop_daemon s
+sctpmd_start s --log trace
+k6=$(openssl rand -base64 32)
+k6hex=$(printf '%s' "$k6" | base64 -d | od -An -tx1 | tr -d ' \n')
+check "provision under a trace-level daemon" provision "$tc" 1 "HostName=$HOST;DeviceId=dev-1;SharedAccessKey=$k6"
+SCTPM_LOG=trace sctpm --tcti "$tc" --log trace token --slot 1 >/dev/null 2>"$T/cli-trace.log"
+check "neither the key nor its hex is in any log" bash -c "! grep -qF -e '$k6' -e '$k6hex' -e '${k6hex:0:32}' '$T/s.log' '$T/cli-trace.log' '$T/prov.err' '$T/prov.out'"
+finish
