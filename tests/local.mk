@@ -42,7 +42,8 @@ integration_tests = \
 	tests/integration/emulator-state.sh \
 	tests/integration/emulator-swtpm-ctrl.sh \
 	tests/integration/emulator-tools.sh \
-	tests/integration/shim-provision.sh
+	tests/integration/shim-provision.sh \
+	tests/integration/shim-status.sh
 TESTS += $(integration_tests)
 
 EXTRA_DIST += tests/run-test tests/integration/lib.sh tests/integration/sas-verify.py \
