@@ -44,3 +44,11 @@ shim_sctpm_CPPFLAGS = $(SHIM_CPPFLAGS)
 shim_sctpm_LDADD = shim/libsctpm-core.la
 
 EXTRA_DIST += shim/libsctpm.map shim/sctpm.pc.in
+
+# Unit suites of the shim's pure parts (the TPM-facing parts are covered by shim-*.sh).
+shim_unit_tests = tests/unit/check_connstr
+check_PROGRAMS += $(shim_unit_tests)
+TESTS += $(shim_unit_tests)
+unit_tests += $(shim_unit_tests)
+tests_unit_check_connstr_CPPFLAGS = $(UNIT_CPPFLAGS) $(SHIM_CPPFLAGS)
+tests_unit_check_connstr_LDADD = shim/libsctpm-core.la $(UNIT_LIBS)

@@ -16,6 +16,7 @@ unit_tests = \
 	tests/unit/check_io \
 	tests/unit/check_log \
 	tests/unit/check_rc \
+	tests/unit/check_sas \
 	tests/unit/check_urlenc
 check_PROGRAMS += $(unit_tests) tests/freeport tests/testd tests/rawsend tests/tpm-client
 tests_tpm_client_CFLAGS = $(AM_CFLAGS) $(TSS2_ESYS_CFLAGS) $(TSS2_TCTILDR_CFLAGS) $(CRYPTO_CFLAGS)
@@ -30,6 +31,8 @@ tests_unit_check_log_CPPFLAGS = $(UNIT_CPPFLAGS)
 tests_unit_check_log_LDADD = $(UNIT_LIBS)
 tests_unit_check_rc_CPPFLAGS = $(UNIT_CPPFLAGS)
 tests_unit_check_rc_LDADD = $(UNIT_LIBS)
+tests_unit_check_sas_CPPFLAGS = $(UNIT_CPPFLAGS) $(CRYPTO_CFLAGS)
+tests_unit_check_sas_LDADD = $(UNIT_LIBS) $(CRYPTO_LIBS)
 tests_unit_check_urlenc_CPPFLAGS = $(UNIT_CPPFLAGS)
 tests_unit_check_urlenc_LDADD = $(UNIT_LIBS)
 
