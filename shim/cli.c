@@ -518,8 +518,7 @@ int cli_main(int argc, char **argv)
             printf("sctpm %s\n", sctpm_version());
             return CLI_OK;
         default:
-            fprintf(stderr, "sctpm: unknown option %s\n", argv[optind - 1]);
-            usage(stderr);
+            fprintf(stderr, "sctpm: unknown option %s (see sctpm --help)\n", argv[optind - 1]);
             return CLI_USAGE;
         }
     }
@@ -546,8 +545,7 @@ int cli_main(int argc, char **argv)
         usage(stdout);
         ret = CLI_OK;
     } else {
-        fprintf(stderr, "sctpm: unknown command \"%s\"\n", cmd);
-        usage(stderr);
+        fprintf(stderr, "sctpm: unknown command \"%s\" (see sctpm --help)\n", cmd);
         ret = CLI_USAGE;
     }
     sctpm_close(c.ctx);
