@@ -29,6 +29,9 @@ struct sctpm_ctx {
     /* TPM limits, read once. */
     uint32_t input_buffer;
     uint32_t nv_buffer;
+    /* ESYS handles of each slot's NV index and key, kept between calls; ESYS_TR_NONE: unknown. */
+    ESYS_TR slot_nv[SCTPM_SLOTS];
+    ESYS_TR slot_key[SCTPM_SLOTS];
     /* The last failure. */
     char err[CTX_ERR_MAX];
     uint32_t tss2_rc;
@@ -67,7 +70,17 @@ enum sctpm_rc ctx_tr(struct sctpm_ctx *ctx, TPM2_HANDLE handle, ESYS_TR *tr);
 enum sctpm_rc ctx_nv_read(struct sctpm_ctx *ctx, ESYS_TR auth, ESYS_TR tr, uint8_t *buf,
                           uint16_t size);
 
-/* Reads the identity string of `slot` into `id` (slot.c). Call with the lock held. */
-enum sctpm_rc slot_read(struct sctpm_ctx *ctx, unsigned int slot, struct sctpm_identity *id);
+/*
+ * Reads the identity string of `slot` into `id` (slot.c), and whether its key is present when
+ * `with_key`. Call with the lock held.
+ */
+enum sctpm_rc slot_read(struct sctpm_ctx *ctx, unsigned int slot, struct sctpm_identity *id,
+                        int with_key);
+
+/* The cached ESYS handle `*cache` of `handle`, resolving it on first use. */
+enum sctpm_rc slot_tr(struct sctpm_ctx *ctx, TPM2_HANDLE handle, ESYS_TR *cache);
+
+/* Closes the cached handles of `slot`. */
+void slot_forget(struct sctpm_ctx *ctx, unsigned int slot);
 
 #endif /* SCTPM_SHIM_CTX_PRIV_H */

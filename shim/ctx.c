@@ -216,6 +216,9 @@ enum sctpm_rc sctpm_open(struct sctpm_ctx **out, const char *tcti, unsigned int 
         return SCTPM_RC_NO_MEMORY;
     }
     pthread_mutex_init(&ctx->lock, NULL);
+    for (int i = 0; i < SCTPM_SLOTS; i++) {
+        ctx->slot_nv[i] = ctx->slot_key[i] = ESYS_TR_NONE;
+    }
     ctx->require_hardware =
         (flags & SCTPM_OPEN_REQUIRE_HARDWARE) != 0 || env_true("SCTPM_REQUIRE_HARDWARE");
     if (tcti == NULL || *tcti == '\0') {
@@ -258,6 +261,7 @@ void sctpm_close(struct sctpm_ctx *ctx)
         return;
     }
     if (ctx->esys != NULL) {
+        /* Esys_Finalize frees every ESYS handle, the cached slot handles included. */
         Esys_Finalize(&ctx->esys);
     }
     if (ctx->tcti != NULL) {

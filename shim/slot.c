@@ -115,20 +115,38 @@ static enum sctpm_rc parse_uri(struct sctpm_ctx *ctx, unsigned int slot, const c
     return SCTPM_RC_SUCCESS;
 }
 
-/* Reads the slot's NV string into `uri` (NUL-terminated). SCTPM_RC_NOT_FOUND when absent. */
-static enum sctpm_rc read_uri(struct sctpm_ctx *ctx, unsigned int slot, char *uri, size_t size,
-                              uint16_t *len)
+void slot_forget(struct sctpm_ctx *ctx, unsigned int slot)
+{
+    if (slot >= SCTPM_SLOTS) {
+        return;
+    }
+    if (ctx->slot_nv[slot] != ESYS_TR_NONE) {
+        Esys_TR_Close(ctx->esys, &ctx->slot_nv[slot]);
+        ctx->slot_nv[slot] = ESYS_TR_NONE;
+    }
+    if (ctx->slot_key[slot] != ESYS_TR_NONE) {
+        Esys_TR_Close(ctx->esys, &ctx->slot_key[slot]);
+        ctx->slot_key[slot] = ESYS_TR_NONE;
+    }
+}
+
+enum sctpm_rc slot_tr(struct sctpm_ctx *ctx, TPM2_HANDLE handle, ESYS_TR *cache)
+{
+    if (*cache != ESYS_TR_NONE) {
+        return SCTPM_RC_SUCCESS;
+    }
+    return ctx_tr(ctx, handle, cache);
+}
+
+/* Reads the NV index `nv` of `slot` into `uri` (NUL-terminated). */
+static enum sctpm_rc read_uri_at(struct sctpm_ctx *ctx, unsigned int slot, ESYS_TR nv, char *uri,
+                                 size_t size, uint16_t *len)
 {
     TPM2B_NV_PUBLIC *pub = NULL;
     enum sctpm_rc rc;
-    ESYS_TR nv;
     TSS2_RC r;
 
     *len = 0;
-    rc = ctx_tr(ctx, SCTPM_NV_INDEX(slot), &nv);
-    if (rc != SCTPM_RC_SUCCESS) {
-        return rc;
-    }
     r = Esys_NV_ReadPublic(ctx->esys, nv, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &pub, NULL);
     if (r != TSS2_RC_SUCCESS) {
         rc = ctx_tss(ctx, "TPM2_NV_ReadPublic", r);
@@ -160,6 +178,25 @@ static enum sctpm_rc read_uri(struct sctpm_ctx *ctx, unsigned int slot, char *ur
     }
 out:
     Esys_Free(pub);
+    return rc;
+}
+
+/*
+ * Reads the slot's NV string with a handle of its own (for provisioning, which has forgotten the
+ * slot's cached handles). SCTPM_RC_NOT_FOUND when absent.
+ */
+static enum sctpm_rc read_uri(struct sctpm_ctx *ctx, unsigned int slot, char *uri, size_t size,
+                              uint16_t *len)
+{
+    enum sctpm_rc rc;
+    ESYS_TR nv;
+
+    *len = 0;
+    rc = ctx_tr(ctx, SCTPM_NV_INDEX(slot), &nv);
+    if (rc != SCTPM_RC_SUCCESS) {
+        return rc;
+    }
+    rc = read_uri_at(ctx, slot, nv, uri, size, len);
     Esys_TR_Close(ctx->esys, &nv);
     return rc;
 }
@@ -179,7 +216,8 @@ static int key_present(struct sctpm_ctx *ctx, unsigned int slot, enum sctpm_rc *
     return 0;
 }
 
-enum sctpm_rc slot_read(struct sctpm_ctx *ctx, unsigned int slot, struct sctpm_identity *id)
+enum sctpm_rc slot_read(struct sctpm_ctx *ctx, unsigned int slot, struct sctpm_identity *id,
+                        int with_key)
 {
     char uri[SCTPM_NV_URI_MAX + 1];
     enum sctpm_rc rc;
@@ -191,7 +229,23 @@ enum sctpm_rc slot_read(struct sctpm_ctx *ctx, unsigned int slot, struct sctpm_i
     if (rc != SCTPM_RC_SUCCESS) {
         return rc;
     }
-    rc = read_uri(ctx, slot, uri, sizeof(uri), &len);
+    /*
+     * The NV handle is cached across calls (a token costs NV_ReadPublic, NV_Read and HMAC). If
+     * another process re-defined or removed the index meanwhile, the cached handle fails once;
+     * it is then forgotten and resolved again.
+     */
+    for (int attempt = 0;; attempt++) {
+        int cached = ctx->slot_nv[slot] != ESYS_TR_NONE;
+        rc = slot_tr(ctx, SCTPM_NV_INDEX(slot), &ctx->slot_nv[slot]);
+        if (rc == SCTPM_RC_SUCCESS) {
+            rc = read_uri_at(ctx, slot, ctx->slot_nv[slot], uri, sizeof(uri), &len);
+        }
+        if (rc == SCTPM_RC_TPM && cached && attempt == 0) {
+            slot_forget(ctx, slot);
+            continue;
+        }
+        break;
+    }
     if (rc == SCTPM_RC_NOT_FOUND) {
         return ctx_fail(ctx, SCTPM_RC_NOT_PROVISIONED,
                         "slot %u is not provisioned (no NV index 0x%08x).", slot,
@@ -201,10 +255,14 @@ enum sctpm_rc slot_read(struct sctpm_ctx *ctx, unsigned int slot, struct sctpm_i
         return rc;
     }
     rc = parse_uri(ctx, slot, uri, id);
-    if (rc != SCTPM_RC_SUCCESS) {
+    if (rc != SCTPM_RC_SUCCESS || !with_key) {
         return rc;
     }
-    id->has_key = key_present(ctx, slot, &rc);
+    if (ctx->slot_key[slot] != ESYS_TR_NONE) {
+        id->has_key = 1;
+    } else {
+        id->has_key = key_present(ctx, slot, &rc);
+    }
     return rc;
 }
 
@@ -220,7 +278,7 @@ enum sctpm_rc sctpm_identity(struct sctpm_ctx *ctx, unsigned int slot, struct sc
         rc = ctx_policy(ctx);
     }
     if (rc == SCTPM_RC_SUCCESS) {
-        rc = slot_read(ctx, slot, id);
+        rc = slot_read(ctx, slot, id, 1);
     }
     if (ctx != NULL) {
         ctx_leave(ctx);
@@ -243,7 +301,7 @@ enum sctpm_rc sctpm_list(struct sctpm_ctx *ctx, struct sctpm_identity *ids, size
     }
     for (unsigned int slot = 0; rc == SCTPM_RC_SUCCESS && slot < SCTPM_SLOTS; slot++) {
         struct sctpm_identity id;
-        rc = slot_read(ctx, slot, &id);
+        rc = slot_read(ctx, slot, &id, 1);
         if (rc == SCTPM_RC_NOT_PROVISIONED) {
             ctx->err[0] = '\0';
             rc = SCTPM_RC_SUCCESS;
@@ -472,6 +530,8 @@ static enum sctpm_rc provision(struct sctpm_ctx *ctx, unsigned int slot, const c
     if (rc != SCTPM_RC_SUCCESS) {
         return rc;
     }
+    /* ESYS allows one handle per TPM object: ours must not shadow the ones made below. */
+    slot_forget(ctx, slot);
     connstr_uri(c.host, c.device_id, c.module_id, uri, sizeof(uri));
     rc = ensure_srk(ctx, &srk);
     if (rc != SCTPM_RC_SUCCESS) {
@@ -569,6 +629,7 @@ static enum sctpm_rc deprovision(struct sctpm_ctx *ctx, unsigned int slot)
     int had_key;
     ESYS_TR nv;
 
+    slot_forget(ctx, slot);
     had_key = key_present(ctx, slot, &rc);
     if (rc != SCTPM_RC_SUCCESS) {
         return rc;

@@ -97,17 +97,26 @@ static enum sctpm_rc sign(struct sctpm_ctx *ctx, unsigned int slot, const char *
         return ctx_fail(ctx, rc, "cannot build the string to sign (expiry %lld).",
                         (long long)expiry);
     }
-    rc = ctx_tr(ctx, SCTPM_KEY_HANDLE(slot), &key);
+    /* The key handle is cached like the NV handle (see slot_read()), with the same retry. */
+    for (int attempt = 0;; attempt++) {
+        int cached = ctx->slot_key[slot] != ESYS_TR_NONE;
+        rc = slot_tr(ctx, SCTPM_KEY_HANDLE(slot), &ctx->slot_key[slot]);
+        if (rc == SCTPM_RC_SUCCESS) {
+            key = ctx->slot_key[slot];
+            rc = tpm_hmac(ctx, key, msg, len, &mac);
+        }
+        if (rc == SCTPM_RC_TPM && cached && attempt == 0) {
+            slot_forget(ctx, slot);
+            continue;
+        }
+        break;
+    }
     if (rc == SCTPM_RC_NOT_FOUND) {
         rc = ctx_fail(ctx, SCTPM_RC_NOT_PROVISIONED,
                       "slot %u has no key (nothing persisted at 0x%08x); run sctpm provision.",
                       slot, SCTPM_KEY_HANDLE(slot));
         goto out;
     }
-    if (rc != SCTPM_RC_SUCCESS) {
-        goto out;
-    }
-    rc = tpm_hmac(ctx, key, msg, len, &mac);
     if (rc != SCTPM_RC_SUCCESS) {
         goto out;
     }
@@ -118,9 +127,6 @@ static enum sctpm_rc sign(struct sctpm_ctx *ctx, unsigned int slot, const char *
     }
 out:
     Esys_Free(mac);
-    if (key != ESYS_TR_NONE) {
-        Esys_TR_Close(ctx->esys, &key);
-    }
     free(msg);
     return rc;
 }
@@ -132,7 +138,7 @@ static enum sctpm_rc device_token(struct sctpm_ctx *ctx, unsigned int slot, uint
     char *sr = NULL;
     enum sctpm_rc rc;
 
-    rc = slot_read(ctx, slot, id);
+    rc = slot_read(ctx, slot, id, 0);
     if (rc != SCTPM_RC_SUCCESS) {
         return rc;
     }
