@@ -57,6 +57,9 @@ void ctx_leave(struct sctpm_ctx *ctx);
 /* Classifies the TPM into ctx->status (status.c). Call with the lock held. */
 enum sctpm_rc status_classify(struct sctpm_ctx *ctx);
 
+/* SCTPM_RC_SUCCESS when the TPM has `handle`, SCTPM_RC_NOT_FOUND (no message) when not. */
+enum sctpm_rc ctx_exists(struct sctpm_ctx *ctx, TPM2_HANDLE handle);
+
 /*
  * Gets an ESYS handle for the persistent or NV handle `handle`. SCTPM_RC_NOT_FOUND (no message)
  * when the TPM has no such handle. Close the result with Esys_TR_Close().

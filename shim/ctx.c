@@ -88,18 +88,13 @@ enum sctpm_rc ctx_policy(struct sctpm_ctx *ctx)
     return SCTPM_RC_SUCCESS;
 }
 
-enum sctpm_rc ctx_tr(struct sctpm_ctx *ctx, TPM2_HANDLE handle, ESYS_TR *tr)
+enum sctpm_rc ctx_exists(struct sctpm_ctx *ctx, TPM2_HANDLE handle)
 {
     TPMS_CAPABILITY_DATA *cap = NULL;
     TPMI_YES_NO more;
     int present;
     TSS2_RC r;
 
-    *tr = ESYS_TR_NONE;
-    /*
-     * Ask first whether the handle exists: reading a missing one fails inside ESYS, which
-     * logs the failure to stderr, and the library must not print.
-     */
     r = Esys_GetCapability(ctx->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_CAP_HANDLES,
                            handle, 1, &more, &cap);
     if (r != TSS2_RC_SUCCESS) {
@@ -107,8 +102,22 @@ enum sctpm_rc ctx_tr(struct sctpm_ctx *ctx, TPM2_HANDLE handle, ESYS_TR *tr)
     }
     present = cap->data.handles.count == 1 && cap->data.handles.handle[0] == handle;
     Esys_Free(cap);
-    if (!present) {
-        return SCTPM_RC_NOT_FOUND;
+    return present ? SCTPM_RC_SUCCESS : SCTPM_RC_NOT_FOUND;
+}
+
+enum sctpm_rc ctx_tr(struct sctpm_ctx *ctx, TPM2_HANDLE handle, ESYS_TR *tr)
+{
+    enum sctpm_rc rc;
+    TSS2_RC r;
+
+    *tr = ESYS_TR_NONE;
+    /*
+     * Ask first whether the handle exists: reading a missing one fails inside ESYS, which
+     * logs the failure to stderr, and the library must not print.
+     */
+    rc = ctx_exists(ctx, handle);
+    if (rc != SCTPM_RC_SUCCESS) {
+        return rc;
     }
     r = Esys_TR_FromTPMPublic(ctx->esys, handle, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, tr);
     if (r != TSS2_RC_SUCCESS) {

@@ -52,3 +52,8 @@ TESTS += $(shim_unit_tests)
 unit_tests += $(shim_unit_tests)
 tests_unit_check_connstr_CPPFLAGS = $(UNIT_CPPFLAGS) $(SHIM_CPPFLAGS)
 tests_unit_check_connstr_LDADD = shim/libsctpm-core.la $(UNIT_LIBS)
+
+# A test program of the public API (threads sharing a context, handles made stale by others).
+check_PROGRAMS += tests/sctpm-lib
+tests_sctpm_lib_CPPFLAGS = $(AM_CPPFLAGS) $(CRYPTO_CFLAGS)
+tests_sctpm_lib_LDADD = shim/libsctpm.la $(CRYPTO_LIBS) -lpthread

@@ -132,10 +132,21 @@ void slot_forget(struct sctpm_ctx *ctx, unsigned int slot)
 
 enum sctpm_rc slot_tr(struct sctpm_ctx *ctx, TPM2_HANDLE handle, ESYS_TR *cache)
 {
-    if (*cache != ESYS_TR_NONE) {
-        return SCTPM_RC_SUCCESS;
+    enum sctpm_rc rc;
+
+    if (*cache == ESYS_TR_NONE) {
+        return ctx_tr(ctx, handle, cache);
     }
-    return ctx_tr(ctx, handle, cache);
+    /*
+     * Another process may have removed it. Using a cached handle of a removed object would
+     * fail inside ESYS, which logs to stderr; asking first costs one cheap command.
+     */
+    rc = ctx_exists(ctx, handle);
+    if (rc == SCTPM_RC_NOT_FOUND) {
+        Esys_TR_Close(ctx->esys, cache);
+        *cache = ESYS_TR_NONE;
+    }
+    return rc;
 }
 
 /* Reads the NV index `nv` of `slot` into `uri` (NUL-terminated). */

@@ -46,6 +46,7 @@ integration_tests = \
 	tests/integration/emulator-swtpm-ctrl.sh \
 	tests/integration/emulator-tools.sh \
 	tests/integration/shim-input.sh \
+	tests/integration/shim-lib.sh \
 	tests/integration/shim-provision.sh \
 	tests/integration/shim-status.sh
 TESTS += $(integration_tests)
