@@ -64,8 +64,21 @@ enum sctpm_rc ctx_enter(struct sctpm_ctx *ctx)
     return SCTPM_RC_SUCCESS;
 }
 
+/*
+ * The outcome of the calling thread's last call, so that threads sharing a context each read
+ * their own error rather than whichever thread called last.
+ */
+static __thread struct {
+    const struct sctpm_ctx *ctx;
+    char err[CTX_ERR_MAX];
+    uint32_t tss2_rc;
+} last;
+
 void ctx_leave(struct sctpm_ctx *ctx)
 {
+    last.ctx = ctx;
+    memcpy(last.err, ctx->err, sizeof(last.err));
+    last.tss2_rc = ctx->tss2_rc;
     pthread_mutex_unlock(&ctx->lock);
 }
 
@@ -277,17 +290,26 @@ void sctpm_close(struct sctpm_ctx *ctx)
         select_finalize(ctx->tcti);
     }
     pthread_mutex_destroy(&ctx->lock);
+    if (last.ctx == ctx) {
+        last.ctx = NULL;
+    }
     free(ctx);
 }
 
 const char *sctpm_last_error(const struct sctpm_ctx *ctx)
 {
-    return ctx != NULL ? ctx->err : "no context";
+    if (ctx == NULL) {
+        return "no context";
+    }
+    return last.ctx == ctx ? last.err : ctx->err;
 }
 
 uint32_t sctpm_tss2_rc(const struct sctpm_ctx *ctx)
 {
-    return ctx != NULL ? ctx->tss2_rc : 0;
+    if (ctx == NULL) {
+        return 0;
+    }
+    return last.ctx == ctx ? last.tss2_rc : ctx->tss2_rc;
 }
 
 const char *sctpm_kind_name(enum sctpm_kind kind)

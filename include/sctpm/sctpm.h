@@ -75,11 +75,12 @@ SCTPM_API void sctpm_close(struct sctpm_ctx *ctx);
 
 /*
  * One sentence about the last failure on `ctx`, naming the field or the cause (never key
- * material). Empty when the last call succeeded. Valid until the next call on `ctx`.
+ * material). Empty when the last call succeeded. Each thread sees the outcome of its own last
+ * call on `ctx`; the string is valid until that thread's next call on `ctx`.
  */
 SCTPM_API const char *sctpm_last_error(const struct sctpm_ctx *ctx);
 
-/* The raw TSS2_RC of the last failure on `ctx`, or 0 when the TPM stack did not fail. */
+/* The raw TSS2_RC of this thread's last failure on `ctx`, 0 when the TPM stack did not fail. */
 SCTPM_API uint32_t sctpm_tss2_rc(const struct sctpm_ctx *ctx);
 
 enum sctpm_kind {

@@ -12,6 +12,11 @@ prov() { printf 'HostName=h.example;DeviceId=%s;SharedAccessKey=%s' "$2" "$3" | 
 check "provision slot 2" prov 2 dev-a "$k1"
 check "8 threads on one context: 800 tokens, all verify" bash -c "sctpm-lib '$TC' threads 2 '$k1' 8 800 | grep -qx '800 tokens from 8 threads, 0 failures'"
 
+sctpm-lib "$TC" threads 5 "$k1" 8 400 >"$T/threads.out" 2>"$T/threads.err"
+check "8 threads on an empty slot: every call fails" grep -qx '400 tokens from 8 threads, 400 failures' "$T/threads.out"
+check "and each thread reads its own error, never another's or an empty one" \
+    test "$(grep -c ': slot 5 is not provisioned (no NV index 0x01400105).$' "$T/threads.err")" = 400
+
 coproc LIB { sctpm-lib "$TC" repl 2>&1; }
 ask() { echo "$1" >&"${LIB[1]}"; read -r -t 20 reply <&"${LIB[0]}"; echo "$reply"; }
 check "long-lived context: token with the first key" test "$(ask "2 $k1")" = ok
