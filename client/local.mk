@@ -25,3 +25,38 @@ bin_PROGRAMS += client/sctpm-client
 client_sctpm_client_SOURCES = client/main.c
 client_sctpm_client_CPPFLAGS = $(CLIENT_CPPFLAGS)
 client_sctpm_client_LDADD = client/libclient.la $(CLIENT_LIBS)
+
+# Unit suites, one per client module. -no-install: the binaries run from the build tree
+# without libtool's wrapper script (they link the uninstalled libsctpm.so), so valgrind and
+# the sanitizers see the test itself.
+client_unit_tests = \
+	tests/unit/check_client_backoff \
+	tests/unit/check_client_hubapi \
+	tests/unit/check_client_msg \
+	tests/unit/check_client_queue \
+	tests/unit/check_client_token
+check_PROGRAMS += $(client_unit_tests)
+TESTS += $(client_unit_tests)
+unit_tests += $(client_unit_tests)
+CLIENT_UNIT_CPPFLAGS = $(CLIENT_CPPFLAGS) $(CHECK_CFLAGS) -I$(top_srcdir)/client
+CLIENT_UNIT_LIBS = client/libclient.la $(CLIENT_LIBS) $(CHECK_LIBS)
+tests_unit_check_client_backoff_CPPFLAGS = $(CLIENT_UNIT_CPPFLAGS)
+tests_unit_check_client_backoff_LDADD = $(CLIENT_UNIT_LIBS)
+tests_unit_check_client_backoff_LDFLAGS = $(AM_LDFLAGS) -no-install
+tests_unit_check_client_hubapi_CPPFLAGS = $(CLIENT_UNIT_CPPFLAGS)
+tests_unit_check_client_hubapi_LDADD = $(CLIENT_UNIT_LIBS)
+tests_unit_check_client_hubapi_LDFLAGS = $(AM_LDFLAGS) -no-install
+tests_unit_check_client_msg_CPPFLAGS = $(CLIENT_UNIT_CPPFLAGS)
+tests_unit_check_client_msg_LDADD = $(CLIENT_UNIT_LIBS)
+tests_unit_check_client_msg_LDFLAGS = $(AM_LDFLAGS) -no-install
+tests_unit_check_client_queue_CPPFLAGS = $(CLIENT_UNIT_CPPFLAGS)
+tests_unit_check_client_queue_LDADD = $(CLIENT_UNIT_LIBS)
+tests_unit_check_client_queue_LDFLAGS = $(AM_LDFLAGS) -no-install
+tests_unit_check_client_token_CPPFLAGS = $(CLIENT_UNIT_CPPFLAGS)
+tests_unit_check_client_token_LDADD = $(CLIENT_UNIT_LIBS)
+tests_unit_check_client_token_LDFLAGS = $(AM_LDFLAGS) -no-install
+
+# The client's unit suites alone.
+check-client-unit:
+	$(MAKE) $(AM_MAKEFLAGS) check TESTS='$(client_unit_tests)'
+.PHONY: check-client-unit
