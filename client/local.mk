@@ -60,3 +60,14 @@ tests_unit_check_client_token_LDFLAGS = $(AM_LDFLAGS) -no-install
 check-client-unit:
 	$(MAKE) $(AM_MAKEFLAGS) check TESTS='$(client_unit_tests)'
 .PHONY: check-client-unit
+
+# Integration tests: sctpm-client against sctpm-hub over TLS, with sctpmd and swtpm.
+client_integration_tests = \
+	tests/integration/client-send.sh
+TESTS += $(client_integration_tests)
+EXTRA_DIST += $(client_integration_tests) tests/integration/client-lib.sh
+
+# Every client test.
+check-client:
+	$(MAKE) $(AM_MAKEFLAGS) check TESTS='$(client_unit_tests) $(client_integration_tests)'
+.PHONY: check-client
