@@ -77,12 +77,14 @@ struct run {
     int64_t next_queue_check;
     int64_t next_c2d;
     struct backoff c2d_backoff;
-    /* Failure reporting. */
-    char last_err[600];
+    /* Failure reporting: the same kind of failure (result code, HTTP status) is not repeated. */
+    enum sctpm_rc last_rc;
+    long last_status;
     int64_t last_err_ms;
     unsigned long streak;
     int64_t streak_start;
-    char c2d_err[600];
+    enum sctpm_rc c2d_rc;
+    long c2d_status;
     int64_t c2d_err_ms;
     int fatal; /* stop: the slot's identity changed under us */
     /* Statistics. */
@@ -125,10 +127,12 @@ static void report_failure(struct run *r, const struct hubapi_result *res, uint3
     if (r->streak++ == 0) {
         r->streak_start = now;
     }
-    if (strcmp(r->last_err, res->message) == 0 && now - r->last_err_ms < REPEAT_REPORT_MS) {
+    if (r->streak > 1 && r->last_rc == res->rc && r->last_status == res->status &&
+        now - r->last_err_ms < REPEAT_REPORT_MS) {
         return;
     }
-    snprintf(r->last_err, sizeof(r->last_err), "%s", res->message);
+    r->last_rc = res->rc;
+    r->last_status = res->status;
     r->last_err_ms = now;
     if (queue_stats(r->s.q, &st) != SCTPM_RC_SUCCESS) {
         memset(&st, 0, sizeof(st));
@@ -146,7 +150,6 @@ static void report_recovery(struct run *r)
     client_error(r->cfg, "delivering again after %lu failed attempt(s) over %.0f s", r->streak,
                  (double)(deliver_mono_ms() - r->streak_start) / 1000.0);
     r->streak = 0;
-    r->last_err[0] = '\0';
 }
 
 /* ---- input ---- */
@@ -505,8 +508,10 @@ static void c2d_round(struct run *r)
                 delay = BACKOFF_CAP_MS;
             }
             r->next_c2d = now + delay;
-            if (strcmp(r->c2d_err, res.message) != 0 || now - r->c2d_err_ms >= REPEAT_REPORT_MS) {
-                snprintf(r->c2d_err, sizeof(r->c2d_err), "%s", res.message);
+            if (r->c2d_rc != res.rc || r->c2d_status != res.status ||
+                now - r->c2d_err_ms >= REPEAT_REPORT_MS) {
+                r->c2d_rc = res.rc;
+                r->c2d_status = res.status;
                 r->c2d_err_ms = now;
                 client_error(r->cfg, "cannot receive: %s; trying again in %.1f s", res.message,
                              delay / 1000.0);
@@ -514,7 +519,8 @@ static void c2d_round(struct run *r)
             return;
         }
         backoff_reset(&r->c2d_backoff);
-        r->c2d_err[0] = '\0';
+        r->c2d_rc = SCTPM_RC_SUCCESS;
+        r->c2d_status = 0;
         if (!got) {
             break;
         }
@@ -774,9 +780,10 @@ stopped:
     }
     client_error(cfg,
                  "%s: read %lu message(s), sent %lu in %lu request(s), %llu queued, printed %lu "
-                 "cloud-to-device message(s), %lu token(s) signed",
+                 "cloud-to-device message(s), %lu token(s) signed (%lu after a 401)",
                  *cfg->stop ? "stopped" : "done", r->read_msgs, r->d.sent, r->d.requests,
-                 (unsigned long long)st.messages, r->c2d_printed, r->s.tokens.renewals);
+                 (unsigned long long)st.messages, r->c2d_printed, r->s.tokens.renewals,
+                 r->s.api.auth_renewals);
 out:
     if (r->watch_fd >= 0) {
         close(r->watch_fd);

@@ -17,14 +17,15 @@ provision() {
 }
 
 # client ARGS...: sctpm-client (under memcheck in check-valgrind: libtool runs the real binary
-# behind its wrapper script, which links the uninstalled libsctpm).
+# behind its wrapper script, which links the uninstalled libsctpm). With CLIENT_EXEC=exec the
+# shell is replaced, so a background client's $! is the client's pid.
 # shellcheck disable=SC2046
 client() {
     if [ "${SCTPM_VALGRIND:-}" = 1 ]; then
-        "$top_builddir/libtool" --mode=execute $(wrap sctpm-client) \
+        ${CLIENT_EXEC:-} "$top_builddir/libtool" --mode=execute $(wrap sctpm-client) \
             "$top_builddir/client/sctpm-client" "$@"
     else
-        sctpm-client "$@"
+        ${CLIENT_EXEC:-} sctpm-client "$@"
     fi
 }
 
@@ -34,6 +35,9 @@ sc() {
     client --tcti "$TC" --slot "${SLOT:-0}" --queue "${QUEUE:-$T/queue}" \
         --endpoint "https://127.0.0.1:$HUB_PORT" --ca-file "$HUB_DIR/ca.pem" "$@"
 }
+
+# sc_exec ARGS...: sc replacing the shell; for `sc_exec ... &`.
+sc_exec() { CLIENT_EXEC=exec sc "$@"; }
 
 # out / err: what the last `run_sc` printed; rc: its exit status.
 # run_sc ARGS...: sc with stdout in $T/out and stderr in $T/err; sets rc; never fails itself.
