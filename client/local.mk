@@ -63,10 +63,13 @@ check-client-unit:
 
 # Integration tests: sctpm-client against sctpm-hub over TLS, with sctpmd and swtpm.
 client_integration_tests = \
+	tests/integration/client-input.sh \
 	tests/integration/client-kill.sh \
 	tests/integration/client-outage.sh \
+	tests/integration/client-queue.sh \
 	tests/integration/client-renew.sh \
-	tests/integration/client-send.sh
+	tests/integration/client-send.sh \
+	tests/integration/client-tls.sh
 TESTS += $(client_integration_tests)
 EXTRA_DIST += $(client_integration_tests) tests/integration/client-lib.sh
 

@@ -182,6 +182,22 @@ static unsigned opt_commands(int opt)
     }
 }
 
+/* `s` made safe for one line of output: control characters become '?', long values are cut. */
+static const char *visible(const char *s, char *buf, size_t size)
+{
+    size_t o = 0;
+
+    for (; *s != '\0' && o + 4 < size; s++) {
+        buf[o++] = (unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s;
+    }
+    if (*s != '\0') {
+        memcpy(buf + o, "...", 3);
+        o += 3;
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
 static const char *opt_name(int val)
 {
     for (const struct option *o = options; o->name != NULL; o++) {
@@ -194,7 +210,10 @@ static const char *opt_name(int val)
 
 static int bad(const char *opt, const char *value, const char *what)
 {
-    fprintf(stderr, "sctpm-client: %s: \"%s\" is not %s\n", opt, value, what);
+    char v[128];
+
+    fprintf(stderr, "sctpm-client: %s: \"%s\" is not %s\n", opt, visible(value, v, sizeof(v)),
+            what);
     return -1;
 }
 
@@ -272,6 +291,7 @@ int main(int argc, char **argv)
     double timeout = -1;
     uint64_t v;
     unsigned cmd = 0;
+    char vbuf[128];
     static int seen[OPT_VERSION + 1];
 
     memset(&cfg, 0, sizeof(cfg));
@@ -368,13 +388,15 @@ int main(int argc, char **argv)
             break;
         case OPT_LOG:
             if (log_configure(optarg) != 0) {
-                fprintf(stderr, "sctpm-client: --log: \"%s\" is not a log specification\n", optarg);
+                fprintf(stderr, "sctpm-client: --log: \"%s\" is not a log specification\n",
+                        visible(optarg, vbuf, sizeof(vbuf)));
                 goto out;
             }
             break;
         case OPT_PROP:
             if (msg_props_add_app(props, optarg, &why) != SCTPM_RC_SUCCESS) {
-                fprintf(stderr, "sctpm-client: --prop \"%s\": %s\n", optarg, why);
+                fprintf(stderr, "sctpm-client: --prop \"%s\": %s\n",
+                        visible(optarg, vbuf, sizeof(vbuf)), why);
                 ret = CLIENT_BAD_INPUT;
                 goto out;
             }
@@ -386,7 +408,8 @@ int main(int argc, char **argv)
                                : c == OPT_CONTENT_ENCODING ? "iothub-contentencoding"
                                                            : "iothub-correlationid";
             if (msg_props_set_system(props, name, optarg, &why) != SCTPM_RC_SUCCESS) {
-                fprintf(stderr, "sctpm-client: --%s \"%s\": %s\n", opt, optarg, why);
+                fprintf(stderr, "sctpm-client: --%s \"%s\": %s\n", opt,
+                        visible(optarg, vbuf, sizeof(vbuf)), why);
                 ret = CLIENT_BAD_INPUT;
                 goto out;
             }
@@ -397,7 +420,7 @@ int main(int argc, char **argv)
                 fprintf(stderr,
                         "sctpm-client: --message-id \"%s\": 1 to 128 letters, digits and "
                         "-:.+%%_#*?!(),=@;$'\n",
-                        optarg);
+                        visible(optarg, vbuf, sizeof(vbuf)));
                 ret = CLIENT_BAD_INPUT;
                 goto out;
             }
@@ -476,7 +499,7 @@ int main(int argc, char **argv)
         cmd = C_QUEUE;
     } else {
         fprintf(stderr, "sctpm-client: unknown command \"%s\" (send, flush, receive, run, queue)\n",
-                cmd_name);
+                visible(cmd_name, vbuf, sizeof(vbuf)));
         goto out;
     }
     for (int o = OPT_TCTI; o <= OPT_VERSION; o++) {
@@ -486,7 +509,8 @@ int main(int argc, char **argv)
         }
     }
     if (cmd != C_SEND && nargs > 1) {
-        fprintf(stderr, "sctpm-client: %s takes no arguments (\"%s\")\n", cmd_name, args[1]);
+        fprintf(stderr, "sctpm-client: %s takes no arguments (\"%s\")\n", cmd_name,
+                visible(args[1], vbuf, sizeof(vbuf)));
         goto out;
     }
 

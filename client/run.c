@@ -71,6 +71,7 @@ struct run {
     /* Back-pressure: the queue was full, input waits. */
     int input_paused;
     int64_t paused_since;
+    int64_t next_input_retry;
     /* Scheduling, on the monotonic clock. */
     int maybe_queued;
     int64_t next_deliver;
@@ -154,18 +155,49 @@ static void report_recovery(struct run *r)
 
 /* ---- input ---- */
 
-/*
- * Enqueues `n` messages in one transaction. Returns 0 when they are committed, 1 when the queue
- * is full (nothing committed: input pauses), -1 on another error (reported).
- */
-static int enqueue(struct run *r, struct queue_msg *msgs, size_t n)
+/* Grows an array to `n` elements of `size` bytes; on failure the array is unchanged. */
+static int grow(void **p, size_t n, size_t size)
 {
-    enum sctpm_rc rc;
+    void *q = realloc(*p, n * size);
 
+    if (q == NULL) {
+        return -1;
+    }
+    *p = q;
+    return 0;
+}
+
+/*
+ * Enqueues `n` messages in one transaction, or, when they do not all fit, as many of the first
+ * ones as the queue has room for. `*taken` says how many were committed. Returns 0 when all were,
+ * 1 when the queue is full (input pauses), -1 on another error (reported).
+ */
+static int enqueue(struct run *r, struct queue_msg *msgs, size_t n, size_t *taken)
+{
+    const struct queue_limits *lim = &r->cfg->limits;
+    struct queue_stats st;
+    enum sctpm_rc rc;
+    size_t k = 0;
+    uint64_t bytes = 0;
+
+    *taken = 0;
     if (n == 0) {
         return 0;
     }
     rc = queue_push(r->s.q, msgs, n, client_wall_ms());
+    if (rc == SCTPM_RC_QUEUE_FULL && n > 1 && queue_stats(r->s.q, &st) == SCTPM_RC_SUCCESS) {
+        /* The longest prefix that fits; other enqueuers may take the room first (then full). */
+        while (k < n && st.messages + k + 1 <= lim->max_messages &&
+               st.bytes + bytes + msgs[k].size <= lim->max_bytes) {
+            bytes += msgs[k].size;
+            k++;
+        }
+        if (k > 0 && queue_push(r->s.q, msgs, k, client_wall_ms()) == SCTPM_RC_SUCCESS) {
+            *taken = k;
+            r->maybe_queued = 1;
+            r->read_msgs += k;
+        }
+    }
     if (rc == SCTPM_RC_QUEUE_FULL) {
         if (!r->input_paused) {
             client_error(r->cfg, "%s; input paused until deliveries make room",
@@ -184,6 +216,7 @@ static int enqueue(struct run *r, struct queue_msg *msgs, size_t n)
                      (double)(deliver_mono_ms() - r->paused_since) / 1000.0);
         r->input_paused = 0;
     }
+    *taken = n;
     r->maybe_queued = 1;
     r->read_msgs += n;
     return 0;
@@ -191,13 +224,17 @@ static int enqueue(struct run *r, struct queue_msg *msgs, size_t n)
 
 /*
  * Enqueues every complete line in the buffer (and, at end of input, the last one without its
- * newline). Returns 0, 1 when the queue is full, -1 on a fatal queue error.
+ * newline); lines the queue has no room for stay in the buffer. Returns 0, 1 when the queue is
+ * full, -1 on a fatal queue error.
  */
 static int take_lines(struct run *r, int at_eof)
 {
     struct queue_msg *msgs = NULL;
     char(*ids)[MSG_ID_SIZE] = NULL;
-    size_t n = 0, cap = 0, start = 0, consumed = 0;
+    size_t *starts = NULL, *ends = NULL;
+    unsigned long *lines = NULL;
+    size_t n = 0, cap = 0, start = 0, consumed, taken = 0;
+    unsigned long line_no = r->line_no;
     int ret = 0;
 
     while (start < r->inlen) {
@@ -209,25 +246,18 @@ static int take_lines(struct run *r, int at_eof)
         }
         end = nl != NULL ? (size_t)(nl - r->inbuf) : r->inlen;
         len = end - start;
-        r->line_no++;
+        line_no++;
         if (len > 0 && r->inbuf[start + len - 1] == '\r') {
             len--;
         }
         if (len > 0) {
             if (n == cap) {
-                struct queue_msg *m;
-                char(*i)[MSG_ID_SIZE];
-
                 cap = cap > 0 ? cap * 2 : 64;
-                m = realloc(msgs, cap * sizeof(*msgs));
-                if (m != NULL) {
-                    msgs = m;
-                }
-                i = realloc(ids, cap * sizeof(*ids));
-                if (i != NULL) {
-                    ids = i;
-                }
-                if (m == NULL || i == NULL) {
+                if (grow((void **)&msgs, cap, sizeof(*msgs)) != 0 ||
+                    grow((void **)&ids, cap, sizeof(*ids)) != 0 ||
+                    grow((void **)&starts, cap, sizeof(*starts)) != 0 ||
+                    grow((void **)&ends, cap, sizeof(*ends)) != 0 ||
+                    grow((void **)&lines, cap, sizeof(*lines)) != 0) {
                     client_error(r->cfg, "out of memory");
                     ret = -1;
                     goto out;
@@ -243,9 +273,12 @@ static int take_lines(struct run *r, int at_eof)
             msgs[n].body_len = len;
             msgs[n].props = r->props_text;
             msgs[n].size = msg_size(len, ids[n], r->o->props);
+            starts[n] = start;
+            ends[n] = end + 1 < r->inlen ? end + 1 : r->inlen;
+            lines[n] = line_no;
             if (msgs[n].size > MSG_MAX_SIZE) {
                 client_error(r->cfg, "input line %lu is over 256 KiB with its properties: dropped",
-                             r->line_no);
+                             line_no);
             } else {
                 n++;
             }
@@ -257,17 +290,23 @@ static int take_lines(struct run *r, int at_eof)
     for (size_t i = 0; i < n; i++) {
         msgs[i].id = ids[i];
     }
-    ret = enqueue(r, msgs, n);
-    if (ret == 0) {
+    ret = enqueue(r, msgs, n, &taken);
+    if (ret >= 0 && taken < n) {
+        /* The rest waits for room: consumed up to the last line taken. */
+        consumed = taken > 0 ? ends[taken - 1] : starts[0];
+        line_no = taken > 0 ? lines[taken - 1] : lines[0] - 1;
+    }
+    if (ret >= 0) {
         memmove(r->inbuf, r->inbuf + consumed, r->inlen - consumed);
         r->inlen -= consumed;
-    } else {
-        /* Not taken: the lines are read again (and numbered again) on the next attempt. */
-        r->line_no -= n;
+        r->line_no = line_no;
     }
 out:
     free(msgs);
     free(ids);
+    free(starts);
+    free(ends);
+    free(lines);
     return ret;
 }
 
@@ -455,17 +494,18 @@ static int scan_dir(struct run *r)
             k++;
         }
         if (ret == 0 && k > 0) {
-            int e = enqueue(r, msgs, k);
+            size_t got = 0;
+            int e = enqueue(r, msgs, k, &got);
 
-            if (e == 0) {
-                for (size_t j = 0; j < k; j++) {
-                    if (unlinkat(dfd, taken[j], 0) != 0 && errno != ENOENT) {
-                        client_error(r->cfg, "queued %s/%s but cannot remove it: %s",
-                                     r->o->watch_dir, taken[j], strerror(errno));
-                    }
+            /* Only committed files are removed. */
+            for (size_t j = 0; j < got; j++) {
+                if (unlinkat(dfd, taken[j], 0) != 0 && errno != ENOENT) {
+                    client_error(r->cfg, "queued %s/%s but cannot remove it: %s", r->o->watch_dir,
+                                 taken[j], strerror(errno));
                 }
-            } else {
-                /* Full: the files stay and are read again once there is room. */
+            }
+            if (e != 0) {
+                /* Full: the other files stay and are read again once there is room. */
                 r->dir_dirty = 1;
                 ret = e < 0 ? -1 : 0;
                 i = n;
@@ -695,7 +735,7 @@ int client_run(const struct client_config *cfg, const struct client_run_opts *o)
         struct pollfd pfd[2];
         nfds_t nfds = 0;
         int64_t now = deliver_mono_ms(), wake;
-        int timeout;
+        int timeout, retry_input;
 
         if (r->fatal) {
             ret = CLIENT_FAILURE;
@@ -711,14 +751,18 @@ int client_run(const struct client_config *cfg, const struct client_run_opts *o)
         if (o->c2d && now >= r->next_c2d) {
             c2d_round(r);
         }
-        /* Input waiting for room is tried again after deliveries. */
-        if (r->input_paused && r->inlen > 0) {
+        /* Input waiting for room is tried again twice a second. */
+        retry_input = r->input_paused && now >= r->next_input_retry;
+        if (retry_input) {
+            r->next_input_retry = now + 500;
+        }
+        if (retry_input && r->inlen > 0) {
             if (take_lines(r, !r->stdin_open) < 0) {
                 ret = CLIENT_FAILURE;
                 break;
             }
         }
-        if (r->watch_fd >= 0 && r->dir_dirty && !r->input_paused) {
+        if (r->watch_fd >= 0 && r->dir_dirty && (!r->input_paused || retry_input)) {
             if (scan_dir(r) < 0) {
                 ret = CLIENT_FAILURE;
                 break;
@@ -737,6 +781,9 @@ int client_run(const struct client_config *cfg, const struct client_run_opts *o)
         }
         if (o->c2d && r->next_c2d < wake) {
             wake = r->next_c2d;
+        }
+        if (r->input_paused && r->next_input_retry < wake) {
+            wake = r->next_input_retry;
         }
         timeout = wake > now ? (int)(wake - now) : 0;
         if (r->stdin_open && !r->input_paused) {
