@@ -68,10 +68,13 @@ client_integration_tests = \
 	tests/integration/client-outage.sh \
 	tests/integration/client-queue.sh \
 	tests/integration/client-renew.sh \
+	tests/integration/client-retry.sh \
+	tests/integration/client-run.sh \
 	tests/integration/client-send.sh \
 	tests/integration/client-tls.sh
 TESTS += $(client_integration_tests)
-EXTRA_DIST += $(client_integration_tests) tests/integration/client-lib.sh
+EXTRA_DIST += $(client_integration_tests) tests/integration/client-lib.sh \
+	tests/integration/client-fakehub.py
 
 # Every client test.
 check-client:
