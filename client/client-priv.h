@@ -105,6 +105,10 @@ enum sctpm_rc client_c2d_line(const struct hubapi_c2d *m, char **line);
 
 /* --- shared by client.c and run.c --- */
 
+/* A backlog at least this large gets progress lines on standard error while it drains. */
+#define CLIENT_PROGRESS_MIN      1000
+#define CLIENT_PROGRESS_EVERY_MS 2000
+
 /* What a command needs opened. */
 enum { SESSION_TPM = 1, SESSION_QUEUE = 2, SESSION_HUB = 4 };
 

@@ -20,10 +20,6 @@
 #include "io.h"
 #include "msg-priv.h"
 
-/* A backlog at least this large gets progress lines while it drains. */
-#define PROGRESS_MIN      1000
-#define PROGRESS_EVERY_MS 2000
-
 void client_error(const struct client_config *cfg, const char *fmt, ...)
 {
     va_list ap;
@@ -212,10 +208,10 @@ static void progress(struct report *r, int final)
     int64_t now = deliver_mono_ms();
     double secs = (double)(now - r->start_ms) / 1000.0;
 
-    if (r->backlog < PROGRESS_MIN) {
+    if (r->backlog < CLIENT_PROGRESS_MIN) {
         return;
     }
-    if (!final && now - r->last_progress_ms < PROGRESS_EVERY_MS) {
+    if (!final && now - r->last_progress_ms < CLIENT_PROGRESS_EVERY_MS) {
         return;
     }
     r->last_progress_ms = now;

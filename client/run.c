@@ -88,6 +88,11 @@ struct run {
     long c2d_status;
     int64_t c2d_err_ms;
     int fatal; /* stop: the slot's identity changed under us */
+    /* Draining a large backlog: progress lines. */
+    uint64_t backlog;
+    unsigned long backlog_sent;
+    int64_t backlog_start;
+    int64_t backlog_reported;
     /* Statistics. */
     unsigned long read_msgs;
     unsigned long c2d_printed;
@@ -95,11 +100,34 @@ struct run {
 
 /* ---- reporting ---- */
 
+/* Progress of a large backlog: every CLIENT_PROGRESS_EVERY_MS, and when it is done. */
+static void backlog_progress(struct run *r, int done)
+{
+    int64_t now = deliver_mono_ms();
+    double secs = (double)(now - r->backlog_start) / 1000.0;
+
+    if (r->backlog == 0 || (!done && now - r->backlog_reported < CLIENT_PROGRESS_EVERY_MS)) {
+        return;
+    }
+    r->backlog_reported = now;
+    if (done) {
+        client_error(r->cfg, "backlog delivered: %lu message(s) in %.1f s (%.0f/s)",
+                     r->backlog_sent, secs, secs > 0 ? (double)r->backlog_sent / secs : 0.0);
+        r->backlog = 0;
+    } else {
+        client_error(r->cfg, "delivering the backlog: %lu of %llu sent (%.0f/s)", r->backlog_sent,
+                     (unsigned long long)r->backlog,
+                     secs > 0 ? (double)r->backlog_sent / secs : 0.0);
+    }
+}
+
 static void on_sent(void *ctx, const struct queue_item *items, size_t n, int batch)
 {
     struct run *r = ctx;
 
     (void)batch;
+    r->backlog_sent += n;
+    backlog_progress(r, 0);
     if (r->cfg->quiet) {
         return;
     }
@@ -631,6 +659,17 @@ static void deliver_some(struct run *r)
     enum sctpm_rc rc;
     int empty = 0;
 
+    /* A large backlog (after an outage, at start) gets progress lines until it is gone. */
+    if (r->backlog == 0) {
+        struct queue_stats st;
+
+        if (queue_stats(r->s.q, &st) == SCTPM_RC_SUCCESS && st.messages >= CLIENT_PROGRESS_MIN) {
+            r->backlog = st.messages;
+            r->backlog_sent = 0;
+            r->backlog_start = start;
+            r->backlog_reported = start;
+        }
+    }
     /* A few requests, then back to the loop so input and C2D are not starved. */
     for (int i = 0; i < 32 && !*r->cfg->stop; i++) {
         rc = deliver_step(&r->d, &empty, &res);
@@ -640,6 +679,7 @@ static void deliver_some(struct run *r)
             report_recovery(r);
             if (empty) {
                 r->maybe_queued = 0;
+                backlog_progress(r, 1);
                 return;
             }
             r->next_deliver = now;
