@@ -172,6 +172,7 @@ struct report {
     unsigned long others; /* earlier messages delivered along the way */
     uint64_t backlog;     /* queued when delivery started */
     unsigned long sent;
+    unsigned long requests;
     int64_t last_progress_ms;
     int64_t start_ms;
     int print_sent; /* a "sent" line per message (flush and run), not just ours */
@@ -302,6 +303,7 @@ static int deliver_backlog(struct session *s, struct report *r, int batch, doubl
     if (r->sent > 0) {
         progress(r, 1);
     }
+    r->requests = d.requests;
     LOG_DEBUG("delivered %lu in %lu request(s), %lu rejected, token renewals %lu", d.sent,
               d.requests, d.rejected, s->tokens.renewals);
     if (rc == SCTPM_RC_SUCCESS) {
@@ -625,7 +627,13 @@ int client_flush(const struct client_config *cfg, int batch, double timeout_s)
         client_error(cfg, "%s; %llu message(s) stay queued in %s", res.message,
                      (unsigned long long)st.messages, s.queue_dir);
     } else {
-        client_error(cfg, "delivered %lu message(s); the queue is empty", r.sent);
+        client_error(cfg,
+                     "delivered %lu message(s) in %lu request(s) in %.3f s, %lu token(s) signed "
+                     "(%.3f ms each); the queue is empty",
+                     r.sent, r.requests, (double)(deliver_mono_ms() - r.start_ms) / 1000.0,
+                     s.tokens.renewals,
+                     s.tokens.renewals > 0 ? (double)s.tokens.renew_ns / 1e6 / s.tokens.renewals
+                                           : 0.0);
     }
 out:
     session_close(&s);

@@ -867,10 +867,13 @@ stopped:
     }
     client_error(cfg,
                  "%s: read %lu message(s), sent %lu in %lu request(s), %llu queued, printed %lu "
-                 "cloud-to-device message(s), %lu token(s) signed (%lu after a 401)",
+                 "cloud-to-device message(s), %lu token(s) signed (%lu after a 401, %.3f ms each)",
                  *cfg->stop ? "stopped" : "done", r->read_msgs, r->d.sent, r->d.requests,
                  (unsigned long long)st.messages, r->c2d_printed, r->s.tokens.renewals,
-                 r->s.api.auth_renewals);
+                 r->s.api.auth_renewals,
+                 r->s.tokens.renewals > 0
+                     ? (double)r->s.tokens.renew_ns / 1e6 / (double)r->s.tokens.renewals
+                     : 0.0);
 out:
     if (r->watch_fd >= 0) {
         close(r->watch_fd);
