@@ -88,6 +88,7 @@ struct run {
     long c2d_status;
     int64_t c2d_err_ms;
     int fatal; /* stop: the slot's identity changed under us */
+    int c2d;   /* polling cloud-to-device messages */
     /* Draining a large backlog: progress lines. */
     uint64_t backlog;
     unsigned long backlog_sent;
@@ -740,6 +741,14 @@ int client_run(const struct client_config *cfg, const struct client_run_opts *o)
         ret = CLIENT_FAILURE;
         goto out;
     }
+    r->c2d = o->c2d;
+    if (r->c2d && r->s.api.is_module) {
+        client_error(cfg,
+                     "slot %u holds a module identity: no cloud-to-device polling (IoT Hub "
+                     "sends those to devices)",
+                     cfg->slot);
+        r->c2d = 0;
+    }
     r->props_text = msg_props_text(o->props);
     r->inbuf = malloc(INBUF_SIZE);
     if (r->props_text == NULL || r->inbuf == NULL) {
@@ -788,7 +797,7 @@ int client_run(const struct client_config *cfg, const struct client_run_opts *o)
         if (r->maybe_queued && now >= r->next_deliver) {
             deliver_some(r);
         }
-        if (o->c2d && now >= r->next_c2d) {
+        if (r->c2d && now >= r->next_c2d) {
             c2d_round(r);
         }
         /* Input waiting for room is tried again twice a second. */
@@ -819,7 +828,7 @@ int client_run(const struct client_config *cfg, const struct client_run_opts *o)
         if (r->maybe_queued && r->next_deliver < wake) {
             wake = r->next_deliver;
         }
-        if (o->c2d && r->next_c2d < wake) {
+        if (r->c2d && r->next_c2d < wake) {
             wake = r->next_c2d;
         }
         if (r->input_paused && r->next_input_retry < wake) {

@@ -74,6 +74,17 @@ check "an empty slot (7)" exits 7
 check "... says how to provision it" said "$T/err" \
     '^sctpm-client: slot 5 holds no device identity \(provision it with: sctpm provision --slot 5\)$'
 
+# A module identity: its own path; sctpm-hub serves devices only, and says so with a 404.
+printf 'HostName=%s;DeviceId=dev-in;ModuleId=m1;SharedAccessKey=%s' "$HUB_HOST" "$(key_of dev-in)" |
+    sctpm --tcti "$TC" provision --slot 3 >/dev/null 2>&1 || fail "provision a module"
+QUEUE=$T/queue-module run_sc --slot 3 --verbose send 'from a module'
+check "a module sends to its own path" said "$T/err" '^> POST /devices/dev-in/modules/m1/messages/events\?api-version='
+check "... the local hub refuses it (404), the message stays queued" said "$T/err" \
+    'not delivered yet: the endpoint does not serve this request \(404 IotHubNotFound'
+QUEUE=$T/queue-module run_sc --slot 3 receive
+check "a module receives no C2D (1)" exits 1
+check "... says why" said "$T/err" 'cloud-to-device messages are sent to devices, and this slot holds a module$'
+
 run_sc --help
 check "--help exits 0 and documents the exit codes" said "$T/out" '12 refused by the hub'
 run_sc --version
