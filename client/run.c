@@ -5,10 +5,12 @@
  * One thread, one poll() loop, three jobs:
  *   input     lines of standard input, and files dropped into --watch DIR, each one message,
  *             enqueued (committed to disk) as soon as it is read; a file is removed only after
- *             its message is committed. When the queue is full, input stops being read until
- *             deliveries make room (back-pressure: nothing read is dropped for lack of room).
- *   delivery  the backlog, oldest first, one request at a time; after a failure the next attempt
- *             waits with exponential backoff and jitter (Retry-After honoured), and input and
+ *             its message is committed. A file is taken when inotify says it was closed after
+ *             writing or moved into DIR (and at start, and after an event overflow, every file
+ *             there), so a file is not read while its writer is still at it. When the queue is
+ * full, input stops being read until deliveries make room (back-pressure: nothing read is dropped
+ * for lack of room). delivery  the backlog, oldest first, one request at a time; after a failure
+ * the next attempt waits with exponential backoff and jitter (Retry-After honoured), and input and
  *             cloud-to-device polling go on meanwhile. This process holds the delivery lock for
  *             its whole life; `send` processes on the same queue only enqueue, and run notices
  *             their messages within QUEUE_POLL_MS.
@@ -50,6 +52,8 @@
 #define C2D_PER_ROUND 50
 /* Files enqueued per transaction at most. */
 #define FILES_PER_COMMIT 64
+/* Names of ready files remembered at most; past this a rescan takes the directory as it is. */
+#define PENDING_MAX 65536
 /* Input buffer: one line of up to a whole message, plus its newline. */
 #define INBUF_SIZE (MSG_MAX_SIZE + 2)
 
@@ -67,7 +71,10 @@ struct run {
     unsigned long line_no;
     /* --watch DIR */
     int watch_fd;
-    int dir_dirty;
+    int rescan;     /* take every file in DIR (at start, after an inotify overflow) */
+    char **pending; /* names closed after writing or moved into DIR, not taken yet */
+    size_t npending;
+    size_t cap_pending;
     /* Back-pressure: the queue was full, input waits. */
     int input_paused;
     int64_t paused_since;
@@ -422,57 +429,118 @@ static void set_aside(struct run *r, int dfd, const char *name, const char *why)
     client_error(r->cfg, "%s/%s %s: renamed to %s", r->o->watch_dir, name, why, aside);
 }
 
-/*
- * Enqueues the files in the watched directory, oldest name first, FILES_PER_COMMIT per
- * transaction, removing each after its commit. Returns -1 on a fatal error.
- */
-static int scan_dir(struct run *r)
+/* Remembers a name to take (an event for it, or a file left for lack of room). */
+static int add_pending(struct run *r, const char *name)
 {
-    DIR *dir = opendir(r->o->watch_dir);
-    struct dirent *de;
-    char **names = NULL, **p;
-    size_t n = 0, cap = 0;
-    int dfd, ret = 0;
+    if (r->npending == r->cap_pending) {
+        size_t cap = r->cap_pending > 0 ? r->cap_pending * 2 : 64;
 
-    r->dir_dirty = 0;
-    if (dir == NULL) {
-        client_error(r->cfg, "cannot read --watch %s: %s", r->o->watch_dir, strerror(errno));
-        return -1;
+        /* A runaway directory: stop remembering names, take them all by a rescan. */
+        if (cap > PENDING_MAX || grow((void **)&r->pending, cap, sizeof(*r->pending)) != 0) {
+            r->rescan = 1;
+            return 0;
+        }
+        r->cap_pending = cap;
     }
-    dfd = dirfd(dir);
+    r->pending[r->npending] = strdup(name);
+    if (r->pending[r->npending] == NULL) {
+        r->rescan = 1;
+        return 0;
+    }
+    r->npending++;
+    return 0;
+}
+
+static void free_names(char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(names[i]);
+    }
+    free(names);
+}
+
+/* Every name in DIR but dot-names. Returns -1 when the directory cannot be read. */
+static int list_dir(DIR *dir, char ***namesp, size_t *np)
+{
+    struct dirent *de;
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+
     while ((de = readdir(dir)) != NULL) {
         if (de->d_name[0] == '.') {
             continue;
         }
         if (n == cap) {
             cap = cap > 0 ? cap * 2 : 64;
-            p = realloc(names, cap * sizeof(*names));
-            if (p == NULL) {
-                ret = -1;
-                goto out;
+            if (grow((void **)&names, cap, sizeof(*names)) != 0) {
+                free_names(names, n);
+                return -1;
             }
-            names = p;
         }
         names[n] = strdup(de->d_name);
         if (names[n] == NULL) {
-            ret = -1;
-            goto out;
+            free_names(names, n);
+            return -1;
         }
         n++;
     }
-    qsort(names, n, sizeof(*names), by_name);
-    for (size_t i = 0; i < n && ret == 0;) {
+    *namesp = names;
+    *np = n;
+    return 0;
+}
+
+/*
+ * Enqueues the files of the watched directory that are ready: those named by an event (closed
+ * after writing, or moved in), or every file on a rescan. Oldest name first, FILES_PER_COMMIT per
+ * transaction, each file removed after its commit. Files the queue has no room for wait.
+ * Returns -1 on a fatal error.
+ */
+static int take_files(struct run *r)
+{
+    DIR *dir = opendir(r->o->watch_dir);
+    char **names = NULL;
+    size_t n = 0, i = 0;
+    int dfd, ret = 0;
+
+    if (dir == NULL) {
+        client_error(r->cfg, "cannot read --watch %s: %s", r->o->watch_dir, strerror(errno));
+        return -1;
+    }
+    dfd = dirfd(dir);
+    if (r->rescan) {
+        free_names(r->pending, r->npending);
+        r->pending = NULL;
+        r->npending = r->cap_pending = 0;
+        r->rescan = 0;
+        if (list_dir(dir, &names, &n) != 0) {
+            ret = -1;
+            goto out;
+        }
+    } else {
+        names = r->pending;
+        n = r->npending;
+        r->pending = NULL;
+        r->npending = r->cap_pending = 0;
+    }
+    if (n > 1) {
+        qsort(names, n, sizeof(*names), by_name);
+    }
+    while (i < n && ret == 0) {
         struct queue_msg msgs[FILES_PER_COMMIT];
         char ids[FILES_PER_COMMIT][MSG_ID_SIZE];
         uint8_t *data[FILES_PER_COMMIT];
-        const char *taken[FILES_PER_COMMIT];
-        size_t k = 0;
+        size_t taken[FILES_PER_COMMIT];
+        size_t k = 0, first = i;
 
         for (; i < n && k < FILES_PER_COMMIT; i++) {
             struct stat sb;
             ssize_t got;
-            int fd = openat(dfd, names[i], O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+            int fd;
 
+            if (i > first && strcmp(names[i], names[i - 1]) == 0) {
+                continue; /* two events for one file */
+            }
+            fd = openat(dfd, names[i], O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
             if (fd < 0) {
                 if (errno != ENOENT) {
                     client_error(r->cfg, "cannot open %s/%s: %s", r->o->watch_dir, names[i],
@@ -498,9 +566,8 @@ static int scan_dir(struct run *r)
             got = read_full(fd, data[k], (size_t)sb.st_size + 1);
             close(fd);
             if (got < 0 || got != sb.st_size) {
-                /* Still being written, or changed under us: the next event brings it back. */
+                /* Changed while we read it: its writer's close brings it back. */
                 free(data[k]);
-                r->dir_dirty = 1;
                 continue;
             }
             if (file_id(names[i], &sb, data[k], (size_t)got, ids[k]) != 0) {
@@ -519,7 +586,7 @@ static int scan_dir(struct run *r)
                 set_aside(r, dfd, names[i], "is over 256 KiB with its properties");
                 continue;
             }
-            taken[k] = names[i];
+            taken[k] = i;
             k++;
         }
         if (ret == 0 && k > 0) {
@@ -528,14 +595,19 @@ static int scan_dir(struct run *r)
 
             /* Only committed files are removed. */
             for (size_t j = 0; j < got; j++) {
-                if (unlinkat(dfd, taken[j], 0) != 0 && errno != ENOENT) {
+                if (unlinkat(dfd, names[taken[j]], 0) != 0 && errno != ENOENT) {
                     client_error(r->cfg, "queued %s/%s but cannot remove it: %s", r->o->watch_dir,
-                                 taken[j], strerror(errno));
+                                 names[taken[j]], strerror(errno));
                 }
             }
             if (e != 0) {
-                /* Full: the other files stay and are read again once there is room. */
-                r->dir_dirty = 1;
+                /* Full: the files not committed wait for room. */
+                for (size_t j = got; j < k; j++) {
+                    add_pending(r, names[taken[j]]);
+                }
+                for (size_t j = i; j < n; j++) {
+                    add_pending(r, names[j]);
+                }
                 ret = e < 0 ? -1 : 0;
                 i = n;
             }
@@ -545,15 +617,33 @@ static int scan_dir(struct run *r)
         }
     }
 out:
-    for (size_t i = 0; i < n; i++) {
-        free(names[i]);
-    }
-    free(names);
+    free_names(names, n);
     closedir(dir);
     if (ret < 0) {
         client_error(r->cfg, "cannot take the files in %s", r->o->watch_dir);
     }
     return ret;
+}
+
+/* Reads inotify events: the names of files that are ready. */
+static void read_events(struct run *r)
+{
+    char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+    ssize_t len;
+
+    while ((len = read(r->watch_fd, buf, sizeof(buf))) > 0) {
+        for (char *p = buf; p < buf + len;) {
+            const struct inotify_event *ev = (const struct inotify_event *)p;
+
+            if (ev->mask & IN_Q_OVERFLOW) {
+                r->rescan = 1;
+            } else if (ev->len > 0 && ev->name[0] != '.' &&
+                       (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO))) {
+                add_pending(r, ev->name);
+            }
+            p += sizeof(*ev) + ev->len;
+        }
+    }
 }
 
 /* ---- C2D ---- */
@@ -764,7 +854,8 @@ int client_run(const struct client_config *cfg, const struct client_run_opts *o)
             ret = CLIENT_USAGE;
             goto out;
         }
-        r->dir_dirty = 1;
+        /* The watch is in place first: a file written while we list DIR gets its event. */
+        r->rescan = 1;
     }
     memset(&ev, 0, sizeof(ev));
     ev.sent = on_sent;
@@ -811,8 +902,9 @@ int client_run(const struct client_config *cfg, const struct client_run_opts *o)
                 break;
             }
         }
-        if (r->watch_fd >= 0 && r->dir_dirty && (!r->input_paused || retry_input)) {
-            if (scan_dir(r) < 0) {
+        if (r->watch_fd >= 0 && (r->rescan || r->npending > 0) &&
+            (!r->input_paused || retry_input)) {
+            if (take_files(r) < 0) {
                 ret = CLIENT_FAILURE;
                 break;
             }
@@ -863,10 +955,7 @@ int client_run(const struct client_config *cfg, const struct client_run_opts *o)
                     goto stopped;
                 }
             } else {
-                char buf[4096];
-                while (read(r->watch_fd, buf, sizeof(buf)) > 0) {
-                }
-                r->dir_dirty = 1;
+                read_events(r);
             }
         }
     }
@@ -887,6 +976,7 @@ out:
     if (r->watch_fd >= 0) {
         close(r->watch_fd);
     }
+    free_names(r->pending, r->npending);
     session_close(&r->s);
     free(r->inbuf);
     free(r);

@@ -91,3 +91,13 @@ no_secrets() {
         return 1
     fi
 }
+
+# On a failure, show what the clients said: the stderr files the tests keep in $T.
+eval "lib_fail() $(declare -f fail | tail -n +2)"
+fail() {
+    local f
+    for f in "$T"/*.err; do
+        [ -s "$f" ] && { echo "--- $f (last lines)"; tail -n 15 "$f"; }
+    done >&2
+    lib_fail "$@"
+}

@@ -55,9 +55,19 @@ check "sent files are removed" poll 10 bash -c "! ls '$D' | grep -q '^f'"
 check "a file over 256 KiB is set aside, not lost" poll 10 test -s "$D/.rejected.huge"
 check "... and reported" said "$T/watch.err" "$D/huge is larger than 256 KiB: renamed to .rejected.huge"
 check "a directory is left alone" test -d "$D/subdir"
+# A file written in two steps while other files come and go: taken whole, when its writer closes
+# it (the pause is the scenario: the writer is slow).
+{
+    printf 'first half, '
+    printf 'x' >"$D/meanwhile"
+    sleep 1
+    printf 'second half'
+} >"$D/slow"
+check "a file written slowly is taken whole" poll 30 stored_body 'first half, second half'
+check "... and only whole" bash -c "! sctpm-hub --data '$HUB_DIR' messages --device dev-run | grep -q ' body=first half, $'"
 check "file messages have derived ids (version 8)" bash -c \
     "sctpm-hub --data '$HUB_DIR' messages --device dev-run | grep ' body=file one$' | grep -Eq ' id=[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-'"
-check "run printed a 'sent' line per message" poll 10 bash -c "[ \$(grep -c '^sent ' '$T/watch.out') = 5 ]"
+check "run printed a 'sent' line per message" poll 10 bash -c "[ \$(grep -c '^sent ' '$T/watch.out') = 7 ]"
 
 # Cloud to device: printed once each, completed.
 for m in m1 m2 m3; do
