@@ -16,14 +16,15 @@ provision() {
         { cat "$T/provision.out"; fail "sctpm provision --slot $2 ($3)"; }
 }
 
-# client ARGS...: sctpm-client (under memcheck in check-valgrind: libtool runs the real binary
-# behind its wrapper script, which links the uninstalled libsctpm). With CLIENT_EXEC=exec the
-# shell is replaced, so a background client's $! is the client's pid.
+# client ARGS...: sctpm-client. In check-valgrind it runs under memcheck: the binary behind
+# libtool's wrapper script, with the uninstalled libsctpm on LD_LIBRARY_PATH (libtool
+# --mode=execute would do the same but loses arguments holding newlines). With CLIENT_EXEC=exec
+# the shell is replaced, so a background client's $! is the client's pid.
 # shellcheck disable=SC2046
 client() {
     if [ "${SCTPM_VALGRIND:-}" = 1 ]; then
-        ${CLIENT_EXEC:-} "$top_builddir/libtool" --mode=execute $(wrap sctpm-client) \
-            "$top_builddir/client/sctpm-client" "$@"
+        LD_LIBRARY_PATH="$top_builddir/shim/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+            ${CLIENT_EXEC:-} $(wrap sctpm-client) "$top_builddir/client/.libs/sctpm-client" "$@"
     else
         ${CLIENT_EXEC:-} sctpm-client "$@"
     fi
@@ -96,7 +97,7 @@ no_secrets() {
 eval "lib_fail() $(declare -f fail | tail -n +2)"
 fail() {
     local f
-    for f in "$T"/*.err; do
+    for f in "$T"/err "$T"/*.err; do
         [ -s "$f" ] && { echo "--- $f (last lines)"; tail -n 15 "$f"; }
     done >&2
     lib_fail "$@"
