@@ -250,7 +250,11 @@ static int load_cas(struct http *h, const char *path, char *err, size_t err_size
         return -1;
     }
     h->extra_cas = sk_X509_new_null();
-    while (h->extra_cas != NULL && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+    while (h->extra_cas != NULL) {
+        x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+        if (x == NULL) {
+            break;
+        }
         if (sk_X509_push(h->extra_cas, x) <= 0) {
             X509_free(x);
             break;

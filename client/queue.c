@@ -466,13 +466,22 @@ enum sctpm_rc queue_peek(struct queue *q, size_t max_n, size_t max_bytes,
         goto out;
     }
     sqlite3_bind_int64(st, 1, (sqlite3_int64)max_n);
-    while (n < max_n && (src = sqlite3_step(st)) == SQLITE_ROW) {
+    while (n < max_n) {
         struct queue_item *it = &items[n];
-        const char *id = (const char *)sqlite3_column_text(st, 1);
-        const char *props = (const char *)sqlite3_column_text(st, 3);
-        const void *body = sqlite3_column_blob(st, 4);
-        int body_len = sqlite3_column_bytes(st, 4);
-        int64_t size = sqlite3_column_int64(st, 5);
+        const char *id, *props;
+        const void *body;
+        int body_len;
+        int64_t size;
+
+        src = sqlite3_step(st);
+        if (src != SQLITE_ROW) {
+            break;
+        }
+        id = (const char *)sqlite3_column_text(st, 1);
+        props = (const char *)sqlite3_column_text(st, 3);
+        body = sqlite3_column_blob(st, 4);
+        body_len = sqlite3_column_bytes(st, 4);
+        size = sqlite3_column_int64(st, 5);
 
         if (n > 0 && total + (size_t)size > max_bytes) {
             break;

@@ -466,7 +466,11 @@ static int list_dir(DIR *dir, char ***namesp, size_t *np)
     char **names = NULL;
     size_t n = 0, cap = 0;
 
-    while ((de = readdir(dir)) != NULL) {
+    for (;;) {
+        de = readdir(dir);
+        if (de == NULL) {
+            break;
+        }
         if (de->d_name[0] == '.') {
             continue;
         }
@@ -631,7 +635,11 @@ static void read_events(struct run *r)
     char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
     ssize_t len;
 
-    while ((len = read(r->watch_fd, buf, sizeof(buf))) > 0) {
+    for (;;) {
+        len = read(r->watch_fd, buf, sizeof(buf));
+        if (len <= 0) {
+            break;
+        }
         for (char *p = buf; p < buf + len;) {
             const struct inotify_event *ev = (const struct inotify_event *)p;
 
