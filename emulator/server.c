@@ -1441,7 +1441,6 @@ static void handle_signal(struct server *srv)
     }
 }
 
-
 /*
  * Milliseconds until the idle period that began at `idle_since` ends (0 when it has), capped at a
  * minute so that a very long --idle-exit needs no overflow care: the loop just wakes up and asks

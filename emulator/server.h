@@ -66,8 +66,9 @@ enum sctpm_rc server_create(const struct server_config *cfg, struct server **out
 
 /*
  * Runs until SIGTERM or SIGINT arrives, a trusted client asks the service to stop (mssim STOP,
- * swtpm SHUTDOWN), or no connection has existed for cfg->idle_exit seconds. The caller must have blocked SIGTERM, SIGINT, SIGHUP and SIGUSR1 in every
- * thread; SIGUSR1 logs the state of every connection. Returns 0, or -1 on a fatal loop error.
+ * swtpm SHUTDOWN), or no connection has existed for cfg->idle_exit seconds. The caller must have
+ * blocked SIGTERM, SIGINT, SIGHUP and SIGUSR1 in every thread; SIGUSR1 logs the state of every
+ * connection. Returns 0, or -1 on a fatal loop error.
  */
 int server_run(struct server *srv);
 
