@@ -1,6 +1,6 @@
 # docs/: man pages, design notes and systemd units.
 dist_man_MANS += docs/sctpmd.8
-EXTRA_DIST += docs/testing.md docs/sctpmd.md docs/systemd/sctpmd.service.in
+EXTRA_DIST += docs/testing.md docs/sctpmd.md docs/systemd/sctpmd.service.in docs/tcti-sctpm.md
 
 systemdsystemunit_DATA = docs/systemd/sctpmd.service
 CLEANFILES += docs/systemd/sctpmd.service
