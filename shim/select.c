@@ -586,10 +586,14 @@ static TSS2_RC try_devices(const struct select_opts *o, TSS2_TCTI_CONTEXT **tcti
     char dev[PATH_MAX], conf[PATH_MAX + 8];
     int r;
 
-    while ((r = select_list_next(&pos, dev, sizeof(dev))) != 0) {
+    for (;;) {
         struct stat sb;
         TSS2_RC rc;
         int fd;
+        r = select_list_next(&pos, dev, sizeof(dev));
+        if (r == 0) {
+            break;
+        }
         if (r < 0) {
             skip(ch, "a device path in the list is too long");
             continue;
