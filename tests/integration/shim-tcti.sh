@@ -245,17 +245,21 @@ export SCTPM_TPM_DEVICES="$CASE/regular-file:$pts"
 check "a node that is not a character device is skipped, with the reason" \
     bash -c "tcti-which | grep -qF 'skipped: $CASE/regular-file: not a character device'"
 # A device that exists but cannot be opened: run select as nobody against the root-only pty.
-if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null &&
+    nobody test -x "$top_builddir/tests/tcti-which" 2>/dev/null; then
     check "a device that cannot be opened is skipped with the reason (as nobody: EACCES)" \
         bash -c "setpriv --reuid=65534 --regid=65534 --clear-groups env SCTPM_TPM_DEVICES='$pts' \
             SCTPM_AUTOSTART=no SCTPM_MSSIM_PORT=0 SCTPM_SYSTEM_SOCKET= HOME=/nonexistent \
             XDG_RUNTIME_DIR= XDG_STATE_HOME= '$top_builddir/tests/tcti-which' |
             grep -qF 'skipped: $pts: cannot open it: Permission denied'"
 else
-    note "not root: the cannot-open case is not run"
+    note "not root, or the build tree is closed to nobody: the cannot-open case is not run"
 fi
 # The real default path: /dev/tpmrm0, in a private mount namespace where the pty is bound there.
-if [ "$(id -u)" = 0 ] && unshare -m true 2>/dev/null; then
+mkdir -p "$T/mnt-probe"
+if [ "$(id -u)" = 0 ] &&
+    unshare -m sh -c "mount --make-rprivate / && mount -t tmpfs probe '$T/mnt-probe'" 2>/dev/null; then
     cat >"$T/mountns.sh" <<INNER
 set -e
 mount --make-rprivate /
