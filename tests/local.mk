@@ -45,6 +45,7 @@ integration_tests = \
 	tests/integration/emulator-state.sh \
 	tests/integration/emulator-swtpm-ctrl.sh \
 	tests/integration/emulator-tools.sh \
+	tests/integration/shim-auto.sh \
 	tests/integration/shim-input.sh \
 	tests/integration/shim-lib.sh \
 	tests/integration/shim-provision.sh \
