@@ -304,10 +304,15 @@ out:
         tpm_stop();
         LOG_INFO("TPM shut down orderly; state saved");
     }
-    nvstore_close(store);
+    /*
+     * The pidfile goes before the state lock is released: the next daemon on this state (one the
+     * sctpm TCTI starts after an --idle-exit, say) may write the same pidfile as soon as it holds
+     * the lock, and must not see it removed under it.
+     */
     if (pid_written) {
         unlink(cfg->pidfile);
     }
+    nvstore_close(store);
     explicit_bzero(key, sizeof(key));
     report_ready(0, "the daemon exited before it was ready");
     return status;

@@ -50,6 +50,8 @@ static void usage(FILE *f)
             "                         its last connection (default 30 s; see the man page)\n"
             "  --busy-poll-us N       after a command, poll N microseconds for the next one\n"
             "                         before sleeping (default 0: sleep at once)\n"
+            "  --idle-exit SECONDS    save the state and exit once no client has been\n"
+            "                         connected for SECONDS (default 0: never)\n"
             "  --log SPEC             log level: error, warning, info (default), debug, trace,\n"
             "                         or per module: all+info,server+debug\n"
             "  --log-file FILE        log to FILE instead of stderr\n"
@@ -102,6 +104,7 @@ int main(int argc, char **argv)
         OPT_RM_SESSIONS,
         OPT_RM_OBJECTS_TOTAL,
         OPT_SWTPM_IDLE,
+        OPT_IDLE_EXIT,
         OPT_LOG,
         OPT_LOG_FILE,
         OPT_HELP,
@@ -129,6 +132,7 @@ int main(int argc, char **argv)
         {"max-sessions", required_argument, NULL, OPT_RM_SESSIONS},
         {"max-objects-total", required_argument, NULL, OPT_RM_OBJECTS_TOTAL},
         {"swtpm-space-idle", required_argument, NULL, OPT_SWTPM_IDLE},
+        {"idle-exit", required_argument, NULL, OPT_IDLE_EXIT},
         {"log", required_argument, NULL, OPT_LOG},
         {"log-file", required_argument, NULL, OPT_LOG_FILE},
         {"help", no_argument, NULL, OPT_HELP},
@@ -284,6 +288,12 @@ int main(int argc, char **argv)
                 return bad("--swtpm-space-idle", optarg, "seconds from 0 to 86400");
             }
             cfg.server.raw_space_idle = (unsigned)v;
+            break;
+        case OPT_IDLE_EXIT:
+            if (parse_uint(optarg, 31536000, &v) != 0) {
+                return bad("--idle-exit", optarg, "seconds from 0 (never) to 31536000");
+            }
+            cfg.server.idle_exit = (unsigned)v;
             break;
         case OPT_LOG:
             if (log_configure(optarg) != 0) {

@@ -1441,11 +1441,27 @@ static void handle_signal(struct server *srv)
     }
 }
 
+/*
+ * Milliseconds until the idle period that began at `idle_since` ends (0 when it has), capped at a
+ * minute so that a very long --idle-exit needs no overflow care: the loop just wakes up and asks
+ * again.
+ */
+static int idle_left_ms(const struct server *srv, uint64_t idle_since)
+{
+    uint64_t end = idle_since + (uint64_t)srv->cfg.idle_exit * 1000000000u, now = now_ns();
+
+    if (now >= end) {
+        return 0;
+    }
+    return end - now >= 60000000000u ? 60000 : (int)((end - now + 999999u) / 1000000u);
+}
 
 int server_run(struct server *srv)
 {
     struct epoll_event evs[MAX_EVENTS];
     uint64_t spin_until = 0;
+    /* Start of the current period without any connection; 0 while there are connections. */
+    uint64_t idle_since = now_ns();
 
     while (!srv->stop) {
         int timeout = srv->rm != NULL ? 1000 : -1, n;
@@ -1453,6 +1469,12 @@ int server_run(struct server *srv)
             if (c->in_len > 0 && srv->cfg.partial_timeout > 0) {
                 timeout = 1000;
                 break;
+            }
+        }
+        if (srv->cfg.idle_exit > 0 && idle_since != 0) {
+            int left = idle_left_ms(srv, idle_since);
+            if (timeout < 0 || left < timeout) {
+                timeout = left;
             }
         }
         /*
@@ -1497,6 +1519,22 @@ int server_run(struct server *srv)
                          ? now_ns() + (uint64_t)srv->cfg.busy_poll_us * 1000u
                          : 0;
         reap(srv);
+        /*
+         * Idle exit. Connections still waiting in a listen backlog are not counted: stopping
+         * closes the listeners and resets them, and their clients (tcti-mssim waits for the
+         * POWER_ON acknowledgement during its init) see a failed connect rather than a TPM that
+         * vanishes between commands. The sctpm TCTI then starts a new daemon.
+         */
+        if (srv->cfg.idle_exit > 0) {
+            if (srv->n_conns > 0) {
+                idle_since = 0;
+            } else if (idle_since == 0) {
+                idle_since = now_ns();
+            } else if (idle_left_ms(srv, idle_since) == 0) {
+                LOG_INFO("no client for %u s: shutting down (--idle-exit)", srv->cfg.idle_exit);
+                srv->stop = 1;
+            }
+        }
     }
     return 0;
 }

@@ -47,6 +47,12 @@ struct server_config {
     int no_rm;                /* serve the TPM unvirtualised, shared by all clients like swtpm */
     struct rm_config rm;      /* resource manager quotas */
     unsigned raw_space_idle;  /* seconds a swtpm-dialect space outlives its last connection */
+    /*
+     * Seconds without any client connection after which server_run() returns as if asked to
+     * stop, so the caller saves the state and exits; 0 (the default) never. This is what lets a
+     * per-user sctpmd that the sctpm TCTI started on demand go away when nobody uses it.
+     */
+    unsigned idle_exit;
 };
 
 struct server;
@@ -59,9 +65,10 @@ enum sctpm_rc server_create(const struct server_config *cfg, struct server **out
                             size_t errlen);
 
 /*
- * Runs until SIGTERM or SIGINT arrives, or a trusted client asks the service to stop (mssim STOP,
- * swtpm SHUTDOWN). The caller must have blocked SIGTERM, SIGINT, SIGHUP and SIGUSR1 in every
- * thread; SIGUSR1 logs the state of every connection. Returns 0, or -1 on a fatal loop error.
+ * Runs until SIGTERM or SIGINT arrives, a trusted client asks the service to stop (mssim STOP,
+ * swtpm SHUTDOWN), or no connection has existed for cfg->idle_exit seconds. The caller must have
+ * blocked SIGTERM, SIGINT, SIGHUP and SIGUSR1 in every thread; SIGUSR1 logs the state of every
+ * connection. Returns 0, or -1 on a fatal loop error.
  */
 int server_run(struct server *srv);
 

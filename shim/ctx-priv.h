@@ -54,6 +54,13 @@ enum sctpm_rc ctx_enter(struct sctpm_ctx *ctx);
 enum sctpm_rc ctx_policy(struct sctpm_ctx *ctx);
 void ctx_leave(struct sctpm_ctx *ctx);
 
+/*
+ * The frame of every public call that needs the TPM: ctx_begin() is ctx_enter() then
+ * ctx_policy(); ctx_end() leaves (when `ctx` is not NULL) and returns `rc`.
+ */
+enum sctpm_rc ctx_begin(struct sctpm_ctx *ctx);
+enum sctpm_rc ctx_end(struct sctpm_ctx *ctx, enum sctpm_rc rc);
+
 /* Classifies the TPM into ctx->status (status.c). Call with the lock held. */
 enum sctpm_rc status_classify(struct sctpm_ctx *ctx);
 

@@ -118,6 +118,21 @@ enum sctpm_rc ctx_exists(struct sctpm_ctx *ctx, TPM2_HANDLE handle)
     return present ? SCTPM_RC_SUCCESS : SCTPM_RC_NOT_FOUND;
 }
 
+enum sctpm_rc ctx_begin(struct sctpm_ctx *ctx)
+{
+    enum sctpm_rc rc = ctx_enter(ctx);
+
+    return rc == SCTPM_RC_SUCCESS ? ctx_policy(ctx) : rc;
+}
+
+enum sctpm_rc ctx_end(struct sctpm_ctx *ctx, enum sctpm_rc rc)
+{
+    if (ctx != NULL) {
+        ctx_leave(ctx);
+    }
+    return rc;
+}
+
 enum sctpm_rc ctx_tr(struct sctpm_ctx *ctx, TPM2_HANDLE handle, ESYS_TR *tr)
 {
     enum sctpm_rc rc;

@@ -1,4 +1,40 @@
-# shim/: libsctpm (the public library), the sctpm CLI, and the TPM CA bundle.
+# shim/: libsctpm (the public library), the sctpm CLI, the TPM CA bundle and the sctpm TCTI
+# module.
+
+# ---- select and the sctpm TCTI module ------------------------------------------------------------
+# libselect.la: the sctpm order of TPMs (shim/select.h), linked by the TCTI module and by libsctpm.
+# It does not pull in common/libcommon.la, so that a library linking both gets it once: link
+# common/libcommon.la yourself. SCTPM_SCTPMD_PATH is the sctpmd the embedded default starts.
+noinst_LTLIBRARIES += shim/libselect.la
+shim_libselect_la_SOURCES = shim/select.c shim/select.h shim/select-priv.h
+shim_libselect_la_CPPFLAGS = $(AM_CPPFLAGS) $(TSS2_TCTILDR_CFLAGS) \
+	-DSCTPM_SCTPMD_PATH='"$(sbindir)/sctpmd"'
+shim_libselect_la_LIBADD = $(TSS2_TCTILDR_LIBS)
+
+# libtss2-tcti-sctpm.so.0: what tctildr loads for `-T sctpm`. Only Tss2_Tcti_Info is exported.
+lib_LTLIBRARIES += shim/libtss2-tcti-sctpm.la
+shim_libtss2_tcti_sctpm_la_SOURCES = shim/tcti-sctpm.c
+shim_libtss2_tcti_sctpm_la_CPPFLAGS = $(AM_CPPFLAGS) $(TSS2_TCTILDR_CFLAGS)
+shim_libtss2_tcti_sctpm_la_LIBADD = shim/libselect.la common/libcommon.la $(TSS2_TCTILDR_LIBS)
+shim_libtss2_tcti_sctpm_la_LDFLAGS = $(AM_LDFLAGS) -version-info 0:0:0 -no-undefined \
+	-Wl,--version-script=$(srcdir)/shim/tcti-sctpm.map
+EXTRA_shim_libtss2_tcti_sctpm_la_DEPENDENCIES = shim/tcti-sctpm.map
+EXTRA_DIST += shim/tcti-sctpm.map
+
+SELECT_TEST_CPPFLAGS = $(UNIT_CPPFLAGS) -I$(top_srcdir)/shim $(TSS2_TCTILDR_CFLAGS)
+SELECT_TEST_LIBS = shim/libselect.la $(UNIT_LIBS) $(TSS2_TCTILDR_LIBS)
+
+check_PROGRAMS += tests/unit/check_select tests/tcti-which
+TESTS += tests/unit/check_select
+unit_tests += tests/unit/check_select
+tests_unit_check_select_CPPFLAGS = $(SELECT_TEST_CPPFLAGS)
+tests_unit_check_select_LDADD = $(SELECT_TEST_LIBS)
+# tcti-which: prints what select_tcti() chose and why, and runs a command through it.
+tests_tcti_which_CPPFLAGS = $(SELECT_TEST_CPPFLAGS)
+tests_tcti_which_LDADD = shim/libselect.la common/libcommon.la $(TSS2_TCTILDR_LIBS)
+# ---- end of select and the sctpm TCTI module -----------------------------------------------------
+
+# ---- libsctpm and the sctpm CLI ------------------------------------------------------------------
 # The library's code is the noinst libsctpm-core, which the CLI and the unit tests link
 # statically; libsctpm.la wraps it and exports only the sctpm_* API (shim/libsctpm.map).
 SHIM_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/shim $(TSS2_ESYS_CFLAGS) $(TSS2_RC_CFLAGS) \
@@ -11,12 +47,11 @@ noinst_LTLIBRARIES += shim/libsctpm-core.la
 shim_libsctpm_core_la_SOURCES = \
 	shim/connstr.c shim/connstr.h \
 	shim/ctx.c shim/ctx-priv.h \
-	shim/select.c shim/select.h \
 	shim/slot.c \
 	shim/status.c \
 	shim/token.c
 shim_libsctpm_core_la_CPPFLAGS = $(SHIM_CPPFLAGS)
-shim_libsctpm_core_la_LIBADD = common/libcommon.la $(SHIM_LIBS)
+shim_libsctpm_core_la_LIBADD = shim/libselect.la common/libcommon.la $(SHIM_LIBS)
 
 lib_LTLIBRARIES += shim/libsctpm.la
 shim_libsctpm_la_SOURCES =

@@ -284,17 +284,11 @@ enum sctpm_rc sctpm_identity(struct sctpm_ctx *ctx, unsigned int slot, struct sc
     if (id == NULL) {
         return SCTPM_RC_BAD_ARGUMENT;
     }
-    rc = ctx_enter(ctx);
-    if (rc == SCTPM_RC_SUCCESS) {
-        rc = ctx_policy(ctx);
-    }
+    rc = ctx_begin(ctx);
     if (rc == SCTPM_RC_SUCCESS) {
         rc = slot_read(ctx, slot, id, 1);
     }
-    if (ctx != NULL) {
-        ctx_leave(ctx);
-    }
-    return rc;
+    return ctx_end(ctx, rc);
 }
 
 enum sctpm_rc sctpm_list(struct sctpm_ctx *ctx, struct sctpm_identity *ids, size_t max,
@@ -306,10 +300,7 @@ enum sctpm_rc sctpm_list(struct sctpm_ctx *ctx, struct sctpm_identity *ids, size
         return SCTPM_RC_BAD_ARGUMENT;
     }
     *count = 0;
-    rc = ctx_enter(ctx);
-    if (rc == SCTPM_RC_SUCCESS) {
-        rc = ctx_policy(ctx);
-    }
+    rc = ctx_begin(ctx);
     for (unsigned int slot = 0; rc == SCTPM_RC_SUCCESS && slot < SCTPM_SLOTS; slot++) {
         struct sctpm_identity id;
         rc = slot_read(ctx, slot, &id, 1);
@@ -325,10 +316,7 @@ enum sctpm_rc sctpm_list(struct sctpm_ctx *ctx, struct sctpm_identity *ids, size
             (*count)++;
         }
     }
-    if (ctx != NULL) {
-        ctx_leave(ctx);
-    }
-    return rc;
+    return ctx_end(ctx, rc);
 }
 
 /* Finds the SRK, or creates it from the TCG template and persists it. */
@@ -618,20 +606,14 @@ enum sctpm_rc sctpm_provision(struct sctpm_ctx *ctx, unsigned int slot,
     if (connection_string == NULL) {
         return SCTPM_RC_BAD_ARGUMENT;
     }
-    rc = ctx_enter(ctx);
+    rc = ctx_begin(ctx);
     if (rc == SCTPM_RC_SUCCESS) {
         rc = check_slot(ctx, slot);
     }
     if (rc == SCTPM_RC_SUCCESS) {
-        rc = ctx_policy(ctx);
-    }
-    if (rc == SCTPM_RC_SUCCESS) {
         rc = provision(ctx, slot, connection_string);
     }
-    if (ctx != NULL) {
-        ctx_leave(ctx);
-    }
-    return rc;
+    return ctx_end(ctx, rc);
 }
 
 static enum sctpm_rc deprovision(struct sctpm_ctx *ctx, unsigned int slot)
@@ -674,18 +656,12 @@ enum sctpm_rc sctpm_deprovision(struct sctpm_ctx *ctx, unsigned int slot)
 {
     enum sctpm_rc rc;
 
-    rc = ctx_enter(ctx);
+    rc = ctx_begin(ctx);
     if (rc == SCTPM_RC_SUCCESS) {
         rc = check_slot(ctx, slot);
     }
     if (rc == SCTPM_RC_SUCCESS) {
-        rc = ctx_policy(ctx);
-    }
-    if (rc == SCTPM_RC_SUCCESS) {
         rc = deprovision(ctx, slot);
     }
-    if (ctx != NULL) {
-        ctx_leave(ctx);
-    }
-    return rc;
+    return ctx_end(ctx, rc);
 }

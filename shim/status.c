@@ -500,8 +500,5 @@ enum sctpm_rc sctpm_status(struct sctpm_ctx *ctx, struct sctpm_status *st)
         *st = ctx->status;
         rc = ctx_policy(ctx);
     }
-    if (ctx != NULL) {
-        ctx_leave(ctx);
-    }
-    return rc;
+    return ctx_end(ctx, rc);
 }

@@ -152,11 +152,12 @@ static enum sctpm_rc device_token(struct sctpm_ctx *ctx, unsigned int slot, uint
     return rc;
 }
 
-enum sctpm_rc sctpm_sas_token(struct sctpm_ctx *ctx, unsigned int slot, uint32_t ttl, char *buf,
-                              size_t size, int64_t *expiry)
+/* A device token into `buf`, or the connection string that carries it. */
+static enum sctpm_rc device_call(struct sctpm_ctx *ctx, unsigned int slot, uint32_t ttl,
+                                 int connection_string, char *buf, size_t size, int64_t *expiry)
 {
     struct sctpm_identity id;
-    char *token = NULL;
+    char *token = NULL, *cs = NULL;
     int64_t se = 0;
     enum sctpm_rc rc;
 
@@ -164,24 +165,33 @@ enum sctpm_rc sctpm_sas_token(struct sctpm_ctx *ctx, unsigned int slot, uint32_t
         return SCTPM_RC_BAD_ARGUMENT;
     }
     buf[0] = '\0';
-    rc = ctx_enter(ctx);
-    if (rc == SCTPM_RC_SUCCESS) {
-        rc = ctx_policy(ctx);
-    }
+    rc = ctx_begin(ctx);
     if (rc == SCTPM_RC_SUCCESS) {
         rc = device_token(ctx, slot, ttl, &id, &token, &se);
     }
+    if (rc == SCTPM_RC_SUCCESS && connection_string) {
+        if (asprintf(&cs, "HostName=%s;DeviceId=%s%s%s;SharedAccessSignature=%s", id.host,
+                     id.device_id, id.module_id[0] != '\0' ? ";ModuleId=" : "", id.module_id,
+                     token) < 0) {
+            cs = NULL;
+            rc = ctx_fail(ctx, SCTPM_RC_NO_MEMORY, "out of memory.");
+        }
+    }
     if (rc == SCTPM_RC_SUCCESS) {
-        rc = give(ctx, token, buf, size);
+        rc = give(ctx, connection_string ? cs : token, buf, size);
     }
     if (rc == SCTPM_RC_SUCCESS && expiry != NULL) {
         *expiry = se;
     }
+    free(cs);
     free(token);
-    if (ctx != NULL) {
-        ctx_leave(ctx);
-    }
-    return rc;
+    return ctx_end(ctx, rc);
+}
+
+enum sctpm_rc sctpm_sas_token(struct sctpm_ctx *ctx, unsigned int slot, uint32_t ttl, char *buf,
+                              size_t size, int64_t *expiry)
+{
+    return device_call(ctx, slot, ttl, 0, buf, size, expiry);
 }
 
 enum sctpm_rc sctpm_sas_token_for(struct sctpm_ctx *ctx, unsigned int slot, const char *sr,
@@ -194,10 +204,7 @@ enum sctpm_rc sctpm_sas_token_for(struct sctpm_ctx *ctx, unsigned int slot, cons
         return SCTPM_RC_BAD_ARGUMENT;
     }
     buf[0] = '\0';
-    rc = ctx_enter(ctx);
-    if (rc == SCTPM_RC_SUCCESS) {
-        rc = ctx_policy(ctx);
-    }
+    rc = ctx_begin(ctx);
     if (rc == SCTPM_RC_SUCCESS && (*sr == '\0' || expiry < 0)) {
         rc = ctx_fail(ctx, SCTPM_RC_BAD_ARGUMENT, "%s",
                       *sr == '\0' ? "the token scope (sr) is empty."
@@ -210,45 +217,11 @@ enum sctpm_rc sctpm_sas_token_for(struct sctpm_ctx *ctx, unsigned int slot, cons
         rc = give(ctx, token, buf, size);
     }
     free(token);
-    if (ctx != NULL) {
-        ctx_leave(ctx);
-    }
-    return rc;
+    return ctx_end(ctx, rc);
 }
 
 enum sctpm_rc sctpm_connection_string(struct sctpm_ctx *ctx, unsigned int slot, uint32_t ttl,
                                       char *buf, size_t size)
 {
-    struct sctpm_identity id;
-    char *token = NULL, *cs = NULL;
-    int64_t se;
-    enum sctpm_rc rc;
-
-    if (buf == NULL || size == 0) {
-        return SCTPM_RC_BAD_ARGUMENT;
-    }
-    buf[0] = '\0';
-    rc = ctx_enter(ctx);
-    if (rc == SCTPM_RC_SUCCESS) {
-        rc = ctx_policy(ctx);
-    }
-    if (rc == SCTPM_RC_SUCCESS) {
-        rc = device_token(ctx, slot, ttl, &id, &token, &se);
-    }
-    if (rc == SCTPM_RC_SUCCESS) {
-        int n = asprintf(&cs, "HostName=%s;DeviceId=%s%s%s;SharedAccessSignature=%s", id.host,
-                         id.device_id, id.module_id[0] != '\0' ? ";ModuleId=" : "", id.module_id,
-                         token);
-        if (n < 0) {
-            cs = NULL;
-        }
-        rc = n < 0 ? ctx_fail(ctx, SCTPM_RC_NO_MEMORY, "out of memory.")
-                   : give(ctx, cs, buf, size);
-    }
-    free(cs);
-    free(token);
-    if (ctx != NULL) {
-        ctx_leave(ctx);
-    }
-    return rc;
+    return device_call(ctx, slot, ttl, 1, buf, size, NULL);
 }

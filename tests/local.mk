@@ -18,7 +18,7 @@ unit_tests = \
 	tests/unit/check_rc \
 	tests/unit/check_sas \
 	tests/unit/check_urlenc
-check_PROGRAMS += $(unit_tests) tests/freeport tests/testd tests/rawsend tests/tpm-client
+check_PROGRAMS += $(unit_tests) tests/freeport tests/testd tests/rawsend tests/tpm-client tests/ptybridge
 tests_tpm_client_CFLAGS = $(AM_CFLAGS) $(TSS2_ESYS_CFLAGS) $(TSS2_TCTILDR_CFLAGS) $(CRYPTO_CFLAGS)
 tests_tpm_client_LDADD = $(TSS2_ESYS_LIBS) $(TSS2_TCTILDR_LIBS) $(CRYPTO_LIBS)
 TESTS += $(unit_tests)
@@ -45,10 +45,12 @@ integration_tests = \
 	tests/integration/emulator-state.sh \
 	tests/integration/emulator-swtpm-ctrl.sh \
 	tests/integration/emulator-tools.sh \
+	tests/integration/shim-auto.sh \
 	tests/integration/shim-input.sh \
 	tests/integration/shim-lib.sh \
 	tests/integration/shim-provision.sh \
-	tests/integration/shim-status.sh
+	tests/integration/shim-status.sh \
+	tests/integration/shim-tcti.sh
 TESTS += $(integration_tests)
 
 EXTRA_DIST += tests/run-test tests/integration/lib.sh tests/integration/sas-verify.py \
