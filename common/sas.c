@@ -97,8 +97,8 @@ enum sctpm_rc sas_format(const char *sr, int64_t expiry, const uint8_t *mac, siz
     if (rc != SCTPM_RC_SUCCESS) {
         goto out;
     }
-    need = sizeof(SAS_PREFIX " sr=&sig=&se=&skn=") + strlen(sr) + strlen(sig) + SE_MAX +
-           strlen(skn);
+    need =
+        sizeof(SAS_PREFIX " sr=&sig=&se=&skn=") + strlen(sr) + strlen(sig) + SE_MAX + strlen(skn);
     *token = malloc(need);
     if (*token == NULL) {
         rc = SCTPM_RC_NO_MEMORY;

@@ -49,7 +49,8 @@ static void usage(FILE *f)
             "  token [--slot N] [--ttl SECONDS] [--scope SR [--expiry T] [--skn NAME]]\n"
             "                                 print a SAS token signed by the TPM\n"
             "  connection-string [--slot N] [--ttl SECONDS]\n"
-            "                                 print HostName=...;DeviceId=...;SharedAccessSignature=...\n"
+            "                                 print "
+            "HostName=...;DeviceId=...;SharedAccessSignature=...\n"
             "\n"
             "The TCTI is --tcti, else $SCTPM_TCTI, else the sctpm order (/dev/tpmrm0, /dev/tpm0,\n"
             "a running sctpmd, a per-user sctpmd started on demand). --require-hardware or\n"
@@ -205,8 +206,7 @@ static int slot_options(const char *cmd, int argc, char **argv, unsigned allowed
     opterr = 0;
     while ((ch = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
         if (ch == '?' || !(allowed & (1u << (ch - OPT_SLOT)))) {
-            fprintf(stderr, "sctpm: %s: unknown or misplaced option %s\n", cmd,
-                    argv[optind - 1]);
+            fprintf(stderr, "sctpm: %s: unknown or misplaced option %s\n", cmd, argv[optind - 1]);
             return CLI_USAGE;
         }
         switch (ch) {
@@ -301,8 +301,9 @@ static int read_secret(int fd, const char *name, char *buf, size_t size)
     if (len == size - 1) {
         char extra;
         if (!tty && read(fd, &extra, 1) == 1) {
-            fprintf(stderr, "sctpm: provision: %s is longer than %d bytes; that is not a "
-                            "connection string\n",
+            fprintf(stderr,
+                    "sctpm: provision: %s is longer than %d bytes; that is not a "
+                    "connection string\n",
                     name, CS_MAX);
             return -1;
         }
@@ -338,8 +339,7 @@ static int cmd_provision(struct cli *c, int argc, char **argv)
         name = o.from_file;
         fd = open(o.from_file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0) {
-            fprintf(stderr, "sctpm: provision: cannot open %s: %s\n", o.from_file,
-                    strerror(errno));
+            fprintf(stderr, "sctpm: provision: cannot open %s: %s\n", o.from_file, strerror(errno));
             ret = CLI_BAD_INPUT;
             goto out;
         }
@@ -456,14 +456,13 @@ static int cmd_token(struct cli *c, int argc, char **argv, int connection_string
         return ret;
     }
     if (connection_string) {
-        rc = sctpm_connection_string(c->ctx, (unsigned)o.slot, (uint32_t)o.ttl, buf,
-                                     sizeof(buf));
+        rc = sctpm_connection_string(c->ctx, (unsigned)o.slot, (uint32_t)o.ttl, buf, sizeof(buf));
     } else if (o.scope != NULL) {
         long long expiry = o.have_expiry ? o.expiry
                                          : (long long)time(NULL) +
                                                (long long)(o.ttl != 0 ? o.ttl : SCTPM_DEFAULT_TTL);
-        rc = sctpm_sas_token_for(c->ctx, (unsigned)o.slot, o.scope, expiry, o.skn, buf,
-                                 sizeof(buf));
+        rc =
+            sctpm_sas_token_for(c->ctx, (unsigned)o.slot, o.scope, expiry, o.skn, buf, sizeof(buf));
     } else {
         rc = sctpm_sas_token(c->ctx, (unsigned)o.slot, (uint32_t)o.ttl, buf, sizeof(buf), NULL);
     }
@@ -477,12 +476,9 @@ static int cmd_token(struct cli *c, int argc, char **argv, int connection_string
 int cli_main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"tcti", required_argument, NULL, 'T'},
-        {"require-hardware", no_argument, NULL, 'H'},
-        {"log", required_argument, NULL, 'l'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
+        {"tcti", required_argument, NULL, 'T'}, {"require-hardware", no_argument, NULL, 'H'},
+        {"log", required_argument, NULL, 'l'},  {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},    {NULL, 0, NULL, 0},
     };
     struct cli c = {0};
     const char *cmd, *env;

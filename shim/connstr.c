@@ -44,7 +44,8 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 
 int connstr_valid_id(const char *id)
 {
-    /* IoT Hub's device and module id rule: ASCII letters, digits and - . + % _ # * ? ! ( ) , : = @ $ ' */
+    /* IoT Hub's device and module id rule: ASCII letters, digits and - . + % _ # * ? ! ( ) , : = @
+     * $ ' */
     static const char extra[] = "-.+%_#*?!(),:=@$'";
     size_t n = 0;
 
@@ -212,8 +213,9 @@ enum sctpm_rc connstr_parse(const char *s, struct connstr *c, char *err, size_t 
         enum field f = F_COUNT;
 
         if (seglen == 0) {
-            set_err(err, errlen, "the connection string has an empty field (\";;\" or a leading "
-                                 "';').");
+            set_err(err, errlen,
+                    "the connection string has an empty field (\";;\" or a leading "
+                    "';').");
             goto out;
         }
         eq = memchr(p, '=', seglen);
@@ -243,8 +245,9 @@ enum sctpm_rc connstr_parse(const char *s, struct connstr *c, char *err, size_t 
                     goto out;
                 }
             }
-            set_err(err, errlen, "unknown field \"%.*s\" (expected HostName, DeviceId, ModuleId, "
-                                 "SharedAccessKey).",
+            set_err(err, errlen,
+                    "unknown field \"%.*s\" (expected HostName, DeviceId, ModuleId, "
+                    "SharedAccessKey).",
                     (int)shown, p);
             goto out;
         }

@@ -13,9 +13,9 @@
 #include "ctx-priv.h"
 
 /* TPM_PT_INPUT_BUFFER and TPM_PT_NV_BUFFER_MAX; the TPM2B_MAX_BUFFER size bounds both. */
-#define PT_INPUT_BUFFER 0x10d
+#define PT_INPUT_BUFFER  0x10d
 #define PT_NV_BUFFER_MAX 0x12c
-#define DEFAULT_BUFFER 1024
+#define DEFAULT_BUFFER   1024
 
 enum sctpm_rc ctx_fail(struct sctpm_ctx *ctx, enum sctpm_rc rc, const char *fmt, ...)
 {
@@ -41,8 +41,9 @@ enum sctpm_rc ctx_tss(struct sctpm_ctx *ctx, const char *what, TSS2_RC r)
 {
     ctx->tss2_rc = r;
     if (tcti_lost(r)) {
-        return ctx_fail(ctx, SCTPM_RC_NO_TPM, "%s failed: the connection to the TPM (%s) was lost: "
-                                              "%s (TSS2_RC 0x%08x).",
+        return ctx_fail(ctx, SCTPM_RC_NO_TPM,
+                        "%s failed: the connection to the TPM (%s) was lost: "
+                        "%s (TSS2_RC 0x%08x).",
                         what, ctx->choice.conf, Tss2_RC_Decode(r), r);
     }
     return ctx_fail(ctx, SCTPM_RC_TPM, "%s failed: %s (TSS2_RC 0x%08x).", what, Tss2_RC_Decode(r),
@@ -164,8 +165,8 @@ enum sctpm_rc ctx_nv_read(struct sctpm_ctx *ctx, ESYS_TR auth, ESYS_TR tr, uint8
         TPM2B_MAX_NV_BUFFER *data = NULL;
         uint32_t left = (uint32_t)(size - off);
         uint16_t n = (uint16_t)(left > ctx->nv_buffer ? ctx->nv_buffer : left);
-        TSS2_RC r = Esys_NV_Read(ctx->esys, auth, tr, ESYS_TR_PASSWORD, ESYS_TR_NONE,
-                                 ESYS_TR_NONE, n, off, &data);
+        TSS2_RC r = Esys_NV_Read(ctx->esys, auth, tr, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
+                                 n, off, &data);
         if (r != TSS2_RC_SUCCESS) {
             return ctx_tss(ctx, "TPM2_NV_Read", r);
         }
@@ -231,8 +232,8 @@ static int env_true(const char *name)
 {
     const char *v = getenv(name);
 
-    return v != NULL && (strcmp(v, "1") == 0 || strcasecmp(v, "yes") == 0 ||
-                         strcasecmp(v, "true") == 0);
+    return v != NULL &&
+           (strcmp(v, "1") == 0 || strcasecmp(v, "yes") == 0 || strcasecmp(v, "true") == 0);
 }
 
 enum sctpm_rc sctpm_open(struct sctpm_ctx **out, const char *tcti, unsigned int flags)
@@ -269,9 +270,9 @@ enum sctpm_rc sctpm_open(struct sctpm_ctx **out, const char *tcti, unsigned int 
             rc = ctx_fail(ctx, SCTPM_RC_NO_TPM, "no TPM reachable through %s: %s (TSS2_RC 0x%08x).",
                           tcti, Tss2_RC_Decode(r), r);
         } else {
-            rc = ctx_fail(ctx, SCTPM_RC_NO_TPM, "no TPM reachable: %s (TSS2_RC 0x%08x).",
-                          ctx->choice.reason[0] != '\0' ? ctx->choice.reason : Tss2_RC_Decode(r),
-                          r);
+            rc =
+                ctx_fail(ctx, SCTPM_RC_NO_TPM, "no TPM reachable: %s (TSS2_RC 0x%08x).",
+                         ctx->choice.reason[0] != '\0' ? ctx->choice.reason : Tss2_RC_Decode(r), r);
         }
         goto out;
     }

@@ -164,8 +164,9 @@ static enum sctpm_rc read_uri_at(struct sctpm_ctx *ctx, unsigned int slot, ESYS_
         goto out;
     }
     if (pub->nvPublic.dataSize >= size) {
-        rc = ctx_fail(ctx, SCTPM_RC_CORRUPT, "NV index 0x%08x (slot %u) holds %u bytes; an identity "
-                                             "is at most %d.",
+        rc = ctx_fail(ctx, SCTPM_RC_CORRUPT,
+                      "NV index 0x%08x (slot %u) holds %u bytes; an identity "
+                      "is at most %d.",
                       SCTPM_NV_INDEX(slot), slot, (unsigned)pub->nvPublic.dataSize,
                       SCTPM_NV_URI_MAX);
         goto out;
@@ -439,8 +440,7 @@ static enum sctpm_rc nv_store(struct sctpm_ctx *ctx, unsigned int slot, const ch
 
     rc = ctx_tr(ctx, SCTPM_NV_INDEX(slot), &nv);
     if (rc == SCTPM_RC_SUCCESS) {
-        r = Esys_NV_ReadPublic(ctx->esys, nv, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &pub,
-                               NULL);
+        r = Esys_NV_ReadPublic(ctx->esys, nv, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &pub, NULL);
         if (r != TSS2_RC_SUCCESS) {
             rc = ctx_tss(ctx, "TPM2_NV_ReadPublic", r);
             goto out;
@@ -567,8 +567,8 @@ static enum sctpm_rc provision(struct sctpm_ctx *ctx, unsigned int slot, const c
         goto restore;
     }
     Esys_TR_Close(ctx->esys, &persisted);
-    LOG_INFO("slot %u provisioned: key 0x%08x, identity in NV 0x%08x", slot,
-             SCTPM_KEY_HANDLE(slot), SCTPM_NV_INDEX(slot));
+    LOG_INFO("slot %u provisioned: key 0x%08x, identity in NV 0x%08x", slot, SCTPM_KEY_HANDLE(slot),
+             SCTPM_NV_INDEX(slot));
     goto out;
 restore:
     if (had_uri) {

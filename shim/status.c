@@ -43,15 +43,15 @@
 #endif
 
 /* TPM_PT_* fixed properties read for the report. */
-#define PT_FIXED 0x100
-#define PT_FAMILY_INDICATOR 0x100
-#define PT_LEVEL 0x101
-#define PT_REVISION 0x102
-#define PT_MANUFACTURER 0x105
-#define PT_VENDOR_STRING_1 0x106
+#define PT_FIXED              0x100
+#define PT_FAMILY_INDICATOR   0x100
+#define PT_LEVEL              0x101
+#define PT_REVISION           0x102
+#define PT_MANUFACTURER       0x105
+#define PT_VENDOR_STRING_1    0x106
 #define PT_FIRMWARE_VERSION_1 0x10b
 #define PT_FIRMWARE_VERSION_2 0x10c
-#define PT_COUNT 0x20
+#define PT_COUNT              0x20
 
 /* Where EK certificates live (TCG EK Credential Profile §2.2.1.5), and their keys. */
 static const struct ek_slot {
@@ -264,8 +264,7 @@ static int certifies(X509 *cert, const TPM2B_PUBLIC *ek)
     if (p->type == TPM2_ALG_ECC && EVP_PKEY_is_a(key, "EC")) {
         return same_bn(key, OSSL_PKEY_PARAM_EC_PUB_X, p->unique.ecc.x.buffer,
                        p->unique.ecc.x.size) &&
-               same_bn(key, OSSL_PKEY_PARAM_EC_PUB_Y, p->unique.ecc.y.buffer,
-                       p->unique.ecc.y.size);
+               same_bn(key, OSSL_PKEY_PARAM_EC_PUB_Y, p->unique.ecc.y.buffer, p->unique.ecc.y.size);
     }
     return 0;
 }
@@ -382,10 +381,11 @@ static int judge(X509 *cert, const TPM2B_PUBLIC *ek, X509_STORE *store, char *wh
     }
     if (X509_verify_cert(sctx) != 1) {
         cert_name(X509_get_issuer_name(cert), name, sizeof(name));
-        snprintf(why, size,
-                 "the EK certificate (issuer %.80s) does not chain to a TPM manufacturer's CA in the "
-                 "bundle: %.60s",
-                 name, X509_verify_cert_error_string(X509_STORE_CTX_get_error(sctx)));
+        snprintf(
+            why, size,
+            "the EK certificate (issuer %.80s) does not chain to a TPM manufacturer's CA in the "
+            "bundle: %.60s",
+            name, X509_verify_cert_error_string(X509_STORE_CTX_get_error(sctx)));
         goto out;
     }
     {

@@ -45,8 +45,7 @@ static enum sctpm_rc tpm_hmac(struct sctpm_ctx *ctx, ESYS_TR key, const char *ms
     while (len - off > chunk) {
         buf.size = (uint16_t)chunk;
         memcpy(buf.buffer, msg + off, chunk);
-        r = Esys_SequenceUpdate(ctx->esys, seq, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
-                                &buf);
+        r = Esys_SequenceUpdate(ctx->esys, seq, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &buf);
         if (r != TSS2_RC_SUCCESS) {
             Esys_FlushContext(ctx->esys, seq);
             return ctx_tss(ctx, "TPM2_SequenceUpdate", r);
@@ -122,8 +121,9 @@ static enum sctpm_rc sign(struct sctpm_ctx *ctx, unsigned int slot, const char *
     }
     rc = sas_format(sr, expiry, mac->buffer, mac->size, skn, token);
     if (rc != SCTPM_RC_SUCCESS) {
-        rc = ctx_fail(ctx, rc, "the scope or the key name contains a character a token cannot "
-                               "carry (whitespace, '&' or non-ASCII).");
+        rc = ctx_fail(ctx, rc,
+                      "the scope or the key name contains a character a token cannot "
+                      "carry (whitespace, '&' or non-ASCII).");
     }
 out:
     Esys_Free(mac);

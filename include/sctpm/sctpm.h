@@ -31,13 +31,13 @@ extern "C" {
 #define SCTPM_SLOTS 10
 /* Persistent handle of slot N's HMAC key, and NV index of its identity string. */
 #define SCTPM_KEY_HANDLE(slot) (0x81000100u + (uint32_t)(slot))
-#define SCTPM_NV_INDEX(slot) (0x01400100u + (uint32_t)(slot))
+#define SCTPM_NV_INDEX(slot)   (0x01400100u + (uint32_t)(slot))
 /* The storage root key the slot keys are imported under. */
 #define SCTPM_SRK_HANDLE 0x81000001u
 
 /* Bounds of the identity fields (IoT Hub limits: ids 128 characters; the NV string 512 bytes). */
-#define SCTPM_HOST_MAX 255
-#define SCTPM_ID_MAX 128
+#define SCTPM_HOST_MAX   255
+#define SCTPM_ID_MAX     128
 #define SCTPM_NV_URI_MAX 512
 /* A buffer of this size holds any token or connection string the library produces. */
 #define SCTPM_TOKEN_MAX 2048
@@ -94,18 +94,18 @@ SCTPM_API const char *sctpm_kind_name(enum sctpm_kind kind);
 
 struct sctpm_status {
     enum sctpm_kind kind;
-    char verdict_reason[256];  /* why `kind`: the chain that verified, or what failed */
-    char tcti[256];            /* the TCTI configuration actually in use */
-    char tcti_reason[256];     /* why that TCTI was chosen */
-    char manufacturer[8];      /* TPM_PT_MANUFACTURER as text, e.g. "IFX", "IBM" */
-    char vendor[20];           /* TPM_PT_VENDOR_STRING_1..4 */
-    char firmware[32];         /* TPM_PT_FIRMWARE_VERSION_1 and _2 in hex, "xxxxxxxx.xxxxxxxx" */
+    char verdict_reason[256]; /* why `kind`: the chain that verified, or what failed */
+    char tcti[256];           /* the TCTI configuration actually in use */
+    char tcti_reason[256];    /* why that TCTI was chosen */
+    char manufacturer[8];     /* TPM_PT_MANUFACTURER as text, e.g. "IFX", "IBM" */
+    char vendor[20];          /* TPM_PT_VENDOR_STRING_1..4 */
+    char firmware[32];        /* TPM_PT_FIRMWARE_VERSION_1 and _2 in hex, "xxxxxxxx.xxxxxxxx" */
     uint32_t firmware_version_1;
     uint32_t firmware_version_2;
-    char spec[16];             /* TPM_PT_FAMILY_INDICATOR, level and revision, e.g. "2.0 r1.59" */
-    char ek_issuer[256];       /* issuer of the EK certificate, "" when there is none */
-    char ek_subject[256];      /* subject of the EK certificate, may be empty for TPM certs */
-    uint32_t ek_cert_index;    /* NV index the certificate came from, 0 when none */
+    char spec[16];          /* TPM_PT_FAMILY_INDICATOR, level and revision, e.g. "2.0 r1.59" */
+    char ek_issuer[256];    /* issuer of the EK certificate, "" when there is none */
+    char ek_subject[256];   /* subject of the EK certificate, may be empty for TPM certs */
+    uint32_t ek_cert_index; /* NV index the certificate came from, 0 when none */
 };
 
 /*

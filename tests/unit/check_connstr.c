@@ -13,8 +13,10 @@
 #define KEY32 "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 /* base64 of 16 zero bytes, and of 64 and 65 zero bytes. */
 #define KEY16 "AAAAAAAAAAAAAAAAAAAAAA=="
-#define KEY64 "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=="
-#define KEY65 "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+#define KEY64                                                                                      \
+    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=="
+#define KEY65                                                                                      \
+    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
 
 static char err[256];
 
@@ -53,9 +55,9 @@ START_TEST(test_module_any_order_any_case_trailing)
     ck_assert_str_eq(c.module_id, "m1");
     ck_assert_uint_eq(c.key_len, 16);
     connstr_wipe(&c);
-    ck_assert_int_eq(connstr_parse("HostName=h.example;DeviceId=d;SharedAccessKey=" KEY64, &c,
-                                   err, sizeof(err)),
-                     SCTPM_RC_SUCCESS);
+    ck_assert_int_eq(
+        connstr_parse("HostName=h.example;DeviceId=d;SharedAccessKey=" KEY64, &c, err, sizeof(err)),
+        SCTPM_RC_SUCCESS);
     ck_assert_uint_eq(c.key_len, 64);
     connstr_wipe(&c);
 }
@@ -85,8 +87,8 @@ static const struct {
     {"DeviceId=d;SharedAccessKey=" KEY32, SCTPM_RC_BAD_FORMAT, "HostName is missing"},
     {"HostName=h.example;SharedAccessKey=" KEY32, SCTPM_RC_BAD_FORMAT, "DeviceId is missing"},
     {"HostName=h.example;DeviceId=d", SCTPM_RC_BAD_FORMAT, "SharedAccessKey is missing"},
-    {"HostName=h.example;HostName=i.example;DeviceId=d;SharedAccessKey=" KEY32,
-     SCTPM_RC_BAD_FORMAT, "HostName appears twice"},
+    {"HostName=h.example;HostName=i.example;DeviceId=d;SharedAccessKey=" KEY32, SCTPM_RC_BAD_FORMAT,
+     "HostName appears twice"},
     {"HostName=h.example;DeviceId=d;deviceid=e;SharedAccessKey=" KEY32, SCTPM_RC_BAD_FORMAT,
      "DeviceId appears twice"},
     {"HostName=h.example;DeviceId=d;SharedAccessKey=" KEY32 ";SharedAccessKey=" KEY32,
@@ -117,12 +119,11 @@ static const struct {
     {"HostName=h.example;DeviceId=d;SharedAccessSignature=x", SCTPM_RC_BAD_FORMAT,
      "SharedAccessSignature carries a token"},
     {"HostName=h.example;DeviceId=d;x509=true", SCTPM_RC_BAD_FORMAT, "x509 selects an X.509"},
-    {"HostName=h.example;DeviceId=d;GatewayHostName=g;SharedAccessKey=" KEY32,
-     SCTPM_RC_BAD_FORMAT, "GatewayHostName is not stored in the TPM"},
+    {"HostName=h.example;DeviceId=d;GatewayHostName=g;SharedAccessKey=" KEY32, SCTPM_RC_BAD_FORMAT,
+     "GatewayHostName is not stored in the TPM"},
     {"HostName=h.example;DeviceId=d;Colour=blue;SharedAccessKey=" KEY32, SCTPM_RC_BAD_FORMAT,
      "unknown field \"Colour\""},
-    {"HostName=h.example;;DeviceId=d;SharedAccessKey=" KEY32, SCTPM_RC_BAD_FORMAT,
-     "empty field"},
+    {"HostName=h.example;;DeviceId=d;SharedAccessKey=" KEY32, SCTPM_RC_BAD_FORMAT, "empty field"},
     {";HostName=h.example;DeviceId=d;SharedAccessKey=" KEY32, SCTPM_RC_BAD_FORMAT, "empty field"},
     {"HostName=h.example;DeviceId;SharedAccessKey=" KEY32, SCTPM_RC_BAD_FORMAT, "has no '='"},
     {"HostName=h.example; DeviceId=d;SharedAccessKey=" KEY32, SCTPM_RC_BAD_FORMAT, "whitespace"},
@@ -133,8 +134,8 @@ START_TEST(test_bad)
     struct connstr c;
 
     ck_assert_int_eq(connstr_parse(bad[_i].in, &c, err, sizeof(err)), bad[_i].rc);
-    ck_assert_msg(strstr(err, bad[_i].says) != NULL, "input %d: error \"%s\" lacks \"%s\"", _i,
-                  err, bad[_i].says);
+    ck_assert_msg(strstr(err, bad[_i].says) != NULL, "input %d: error \"%s\" lacks \"%s\"", _i, err,
+                  bad[_i].says);
     /* The error never quotes the key, and the failed parse leaves nothing behind. */
     ck_assert_ptr_null(strstr(err, KEY32));
     ck_assert_uint_eq(c.key_len, 0);
@@ -169,8 +170,8 @@ START_TEST(test_limits)
     /* Host, device and module all at their limits exceed the 512-byte NV index. */
     memset(id, 'a', SCTPM_ID_MAX);
     id[SCTPM_ID_MAX] = '\0';
-    snprintf(in, sizeof(in), "HostName=%s;DeviceId=%s;ModuleId=%s;SharedAccessKey=" KEY32, host,
-             id, id);
+    snprintf(in, sizeof(in), "HostName=%s;DeviceId=%s;ModuleId=%s;SharedAccessKey=" KEY32, host, id,
+             id);
     ck_assert_int_eq(connstr_parse(in, &c, err, sizeof(err)), SCTPM_RC_TOO_LARGE);
     ck_assert_ptr_nonnull(strstr(err, "HostName is too long"));
     ck_assert_ptr_nonnull(strstr(err, "512-byte NV index"));
@@ -190,8 +191,7 @@ START_TEST(test_uri)
     ck_assert_str_eq(out, "h/d");
     ck_assert_int_eq(connstr_uri("h", "d", "m", out, sizeof(out)), SCTPM_RC_SUCCESS);
     ck_assert_str_eq(out, "h/d/m");
-    ck_assert_int_eq(connstr_uri("hhhhhhhh", "dddd", "mmm", out, sizeof(out)),
-                     SCTPM_RC_TOO_LARGE);
+    ck_assert_int_eq(connstr_uri("hhhhhhhh", "dddd", "mmm", out, sizeof(out)), SCTPM_RC_TOO_LARGE);
     ck_assert_str_eq(out, "");
 }
 END_TEST

@@ -34,8 +34,8 @@ static char *make_token(const char *sr, int64_t se, const char *skn)
     size_t len = 0;
 
     ck_assert_int_eq(sas_string_to_sign(sr, se, &msg, &len), SCTPM_RC_SUCCESS);
-    ck_assert_ptr_nonnull(HMAC(EVP_sha256(), key, sizeof(key), (unsigned char *)msg, len, mac,
-                               &maclen));
+    ck_assert_ptr_nonnull(
+        HMAC(EVP_sha256(), key, sizeof(key), (unsigned char *)msg, len, mac, &maclen));
     ck_assert_int_eq(sas_format(sr, se, mac, maclen, skn, &tok), SCTPM_RC_SUCCESS);
     free(msg);
     return tok;
