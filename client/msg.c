@@ -9,6 +9,7 @@
 
 #include "base64.h"
 #include "msg-priv.h"
+#include "utf8.h"
 
 /* The special characters Azure allows in message ids, besides letters and digits. */
 static int id_char(unsigned char c)
@@ -348,48 +349,5 @@ void msg_batch_free(struct msg_batch *b)
 
 int msg_printable(const uint8_t *data, size_t len)
 {
-    size_t i = 0;
-
-    while (i < len) {
-        uint8_t c = data[i];
-        size_t extra;
-        uint32_t cp;
-
-        if (c < 0x80) {
-            if ((c < 0x20 && c != '\t') || c == 0x7f) {
-                return 0;
-            }
-            i++;
-            continue;
-        }
-        if ((c & 0xe0) == 0xc0) {
-            extra = 1;
-            cp = c & 0x1f;
-        } else if ((c & 0xf0) == 0xe0) {
-            extra = 2;
-            cp = c & 0x0f;
-        } else if ((c & 0xf8) == 0xf0) {
-            extra = 3;
-            cp = c & 0x07;
-        } else {
-            return 0;
-        }
-        if (extra >= len - i) {
-            return 0;
-        }
-        for (size_t k = 1; k <= extra; k++) {
-            if ((data[i + k] & 0xc0) != 0x80) {
-                return 0;
-            }
-            cp = (cp << 6) | (data[i + k] & 0x3f);
-        }
-        /* Overlong forms, surrogates, beyond U+10FFFF, and C1 controls are not text. */
-        if ((extra == 1 && cp < 0x80) || (extra == 2 && cp < 0x800) ||
-            (extra == 3 && cp < 0x10000) || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff ||
-            (cp >= 0x80 && cp < 0xa0)) {
-            return 0;
-        }
-        i += extra + 1;
-    }
-    return 1;
+    return utf8_printable(data, len);
 }

@@ -8,7 +8,8 @@ common_libcommon_la_SOURCES = \
 	common/rc.c \
 	common/sas.c common/sas.h \
 	common/tpmtmpl.c common/tpmtmpl.h \
-	common/urlenc.c common/urlenc.h
+	common/urlenc.c common/urlenc.h \
+	common/utf8.c common/utf8.h
 # Only the TSS type headers: tpmtmpl.c fills structures and calls nothing.
 common_libcommon_la_CPPFLAGS = $(AM_CPPFLAGS) $(TSS2_ESYS_CFLAGS)
 common_libcommon_la_LIBADD = -lpthread
