@@ -118,6 +118,19 @@ static enum sctpm_rc prepare(struct queue *q, const char *sql, sqlite3_stmt **st
     return src == SQLITE_OK ? SCTPM_RC_SUCCESS : db_fail(q, src, "prepare");
 }
 
+/*
+ * Runs a statement that returns no rows, then finalizes it (`*st` becomes NULL, so a `goto out`
+ * that finalizes again is harmless). Anything but SQLITE_DONE is a failure described by `what`.
+ */
+static enum sctpm_rc step_done(struct queue *q, sqlite3_stmt **st, const char *what)
+{
+    int src = sqlite3_step(*st);
+
+    sqlite3_finalize(*st);
+    *st = NULL;
+    return src == SQLITE_DONE ? SCTPM_RC_SUCCESS : db_fail(q, src, what);
+}
+
 static void rollback(struct queue *q)
 {
     if (!sqlite3_get_autocommit(q->db)) {
@@ -322,9 +335,8 @@ enum sctpm_rc queue_bind_identity(struct queue *q, const char *identity)
         goto out;
     }
     sqlite3_bind_text(st, 1, identity, -1, SQLITE_STATIC);
-    src = sqlite3_step(st);
-    if (src != SQLITE_DONE) {
-        rc = db_fail(q, src, "record the identity");
+    rc = step_done(q, &st, "record the identity");
+    if (rc != SCTPM_RC_SUCCESS) {
         goto out;
     }
     rc = exec(q, "COMMIT", "commit");
@@ -572,7 +584,6 @@ enum sctpm_rc queue_reject(struct queue *q, int64_t seq, const char *reason, int
 {
     enum sctpm_rc rc;
     sqlite3_stmt *st = NULL;
-    int src;
 
     rc = exec(q, "BEGIN IMMEDIATE", "lock");
     if (rc != SCTPM_RC_SUCCESS) {
@@ -589,11 +600,8 @@ enum sctpm_rc queue_reject(struct queue *q, int64_t seq, const char *reason, int
     sqlite3_bind_int64(st, 1, now_ms);
     sqlite3_bind_text(st, 2, reason, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, seq);
-    src = sqlite3_step(st);
-    sqlite3_finalize(st);
-    st = NULL;
-    if (src != SQLITE_DONE) {
-        rc = db_fail(q, src, "keep a rejected message");
+    rc = step_done(q, &st, "keep a rejected message");
+    if (rc != SCTPM_RC_SUCCESS) {
         goto out;
     }
     rc = prepare(q, "DELETE FROM outbox WHERE seq = ?", &st);
@@ -601,13 +609,10 @@ enum sctpm_rc queue_reject(struct queue *q, int64_t seq, const char *reason, int
         goto out;
     }
     sqlite3_bind_int64(st, 1, seq);
-    src = sqlite3_step(st);
-    if (src != SQLITE_DONE) {
-        rc = db_fail(q, src, "remove a rejected message");
+    rc = step_done(q, &st, "remove a rejected message");
+    if (rc != SCTPM_RC_SUCCESS) {
         goto out;
     }
-    sqlite3_finalize(st);
-    st = NULL;
     rc = prepare(q,
                  "DELETE FROM rejected WHERE seq NOT IN "
                  "(SELECT seq FROM rejected ORDER BY seq DESC LIMIT ?)",
@@ -616,9 +621,8 @@ enum sctpm_rc queue_reject(struct queue *q, int64_t seq, const char *reason, int
         goto out;
     }
     sqlite3_bind_int(st, 1, QUEUE_REJECTED_KEEP);
-    src = sqlite3_step(st);
-    if (src != SQLITE_DONE) {
-        rc = db_fail(q, src, "trim the rejected messages");
+    rc = step_done(q, &st, "trim the rejected messages");
+    if (rc != SCTPM_RC_SUCCESS) {
         goto out;
     }
     rc = exec(q, "COMMIT", "commit");
@@ -744,7 +748,6 @@ enum sctpm_rc queue_c2d_mark(struct queue *q, const char *id, int64_t now_ms)
 {
     enum sctpm_rc rc;
     sqlite3_stmt *st = NULL;
-    int src;
 
     rc = exec(q, "BEGIN IMMEDIATE", "lock");
     if (rc != SCTPM_RC_SUCCESS) {
@@ -756,11 +759,8 @@ enum sctpm_rc queue_c2d_mark(struct queue *q, const char *id, int64_t now_ms)
     }
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, now_ms);
-    src = sqlite3_step(st);
-    sqlite3_finalize(st);
-    st = NULL;
-    if (src != SQLITE_DONE) {
-        rc = db_fail(q, src, "record a printed cloud-to-device id");
+    rc = step_done(q, &st, "record a printed cloud-to-device id");
+    if (rc != SCTPM_RC_SUCCESS) {
         goto out;
     }
     rc = prepare(q, "DELETE FROM c2d_seen WHERE seen_ms < ?", &st);
@@ -768,9 +768,8 @@ enum sctpm_rc queue_c2d_mark(struct queue *q, const char *id, int64_t now_ms)
         goto out;
     }
     sqlite3_bind_int64(st, 1, now_ms - QUEUE_C2D_SEEN_KEEP_MS);
-    src = sqlite3_step(st);
-    if (src != SQLITE_DONE) {
-        rc = db_fail(q, src, "forget old cloud-to-device ids");
+    rc = step_done(q, &st, "forget old cloud-to-device ids");
+    if (rc != SCTPM_RC_SUCCESS) {
         goto out;
     }
     rc = exec(q, "COMMIT", "commit");
