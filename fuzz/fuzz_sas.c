@@ -101,8 +101,7 @@ static void round_trip(const char *sr, int64_t expiry, const uint8_t *key, size_
     if (host != NULL && hub_sas_check_scope(t, host, device, &why) != SCTPM_RC_SUCCESS) {
         fuzz_fail("the token does not name its device (%s): %s", why, token);
     }
-    if (expiry < INT64_MAX - 30 &&
-        hub_sas_verify(t, keys, lens, 1, expiry, 30, &why) != SCTPM_RC_SUCCESS) {
+    if (hub_sas_verify(t, keys, lens, 1, expiry, 30, &why) != SCTPM_RC_SUCCESS) {
         fuzz_fail("the token does not verify with its key (%s): %s", why, token);
     }
 out:
