@@ -122,8 +122,9 @@ static enum sctpm_rc sign(struct sctpm_ctx *ctx, unsigned int slot, const char *
     }
     rc = sas_format(sr, expiry, mac->buffer, mac->size, skn, token);
     if (rc != SCTPM_RC_SUCCESS) {
-        rc = ctx_fail(ctx, rc, "the scope or the key name contains a character a token cannot "
-                               "carry (whitespace, '&' or non-ASCII).");
+        rc = ctx_fail(ctx, rc,
+                      "the scope or the key name contains a character a token cannot "
+                      "carry (whitespace, '&', '=' or non-ASCII).");
     }
 out:
     Esys_Free(mac);
