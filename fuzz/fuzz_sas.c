@@ -3,12 +3,14 @@
  * SAS tokens: the hub's parser and verifier (hub/sas.c), and the builder every token maker
  * shares (common/sas.c, common/urlenc.c). The first input byte picks the mode:
  *
- *   0 (even)  the rest is an Authorization header: parse it, check its scope, verify it;
- *   1         round trip of a device token: host NUL device NUL module NUL, 8 bytes of expiry,
- *             then the key. A token the builder makes for a device must parse, name that
- *             device, and verify with its key, as the hub sees it;
- *   3         round trip of a token for a raw `sr` (hub_sas_sign, as the hub's tools make
- *             them): sr NUL, expiry, key. What the builder accepts, the parser must too.
+ *   0  the rest is an Authorization header: parse it, check its scope, verify it;
+ *   1  round trip of a device token as libsctpm makes it (sas_scope): host NUL device NUL
+ *      module NUL, 8 bytes of expiry, then the key. A token the builder makes for a device must
+ *      parse, name that device, and verify with its key, as the hub sees it;
+ *   2  the same for a token as `sctpm-hub token` makes it (hub_sas_device_scope), for a valid
+ *      host name and device id: host NUL device NUL, expiry, key;
+ *   3  round trip of a token for a raw `sr` (hub_sas_sign): sr NUL, expiry, key. What the
+ *      builder accepts, the parser must read back as it was written.
  */
 #include "config.h"
 
@@ -23,6 +25,7 @@
 #include "sas-priv.h"
 #include "sas.h"
 #include "urlenc.h"
+#include "util-priv.h"
 
 #define HOST   "hub.example"
 #define DEVICE "dev-01"
@@ -149,6 +152,25 @@ out:
     free(host);
 }
 
+static void cli_token(struct fuzz_in *in)
+{
+    char *host = fuzz_str(in), *device = fuzz_str(in), *sr = NULL;
+    int64_t expiry = (int64_t)((uint64_t)fuzz_u32(in) << 32 | fuzz_u32(in));
+    size_t key_len;
+    const uint8_t *key = fuzz_bytes(in, 64, &key_len);
+
+    if (host != NULL && device != NULL && key_len > 0 && hub_hostname_valid(host) &&
+        hub_device_id_valid(device)) {
+        if (hub_sas_device_scope(host, device, &sr) != SCTPM_RC_SUCCESS) {
+            fuzz_fail("no scope for a valid host and device");
+        }
+        round_trip(sr, expiry, key, key_len, host, device);
+    }
+    free(sr);
+    free(device);
+    free(host);
+}
+
 static void raw_token(struct fuzz_in *in)
 {
     char *sr = fuzz_str(in);
@@ -170,6 +192,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     switch (mode & 3) {
     case 1:
         device_token(&in);
+        break;
+    case 2:
+        cli_token(&in);
         break;
     case 3:
         raw_token(&in);

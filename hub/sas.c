@@ -335,6 +335,30 @@ enum sctpm_rc hub_sas_verify(const struct hub_sas *t, const uint8_t *const keys[
     return SCTPM_RC_SUCCESS;
 }
 
+enum sctpm_rc hub_sas_device_scope(const char *hostname, const char *device_id, char **sr)
+{
+    char *id = NULL;
+    size_t n;
+    enum sctpm_rc rc;
+
+    *sr = NULL;
+    if (strpbrk(device_id, "%+=") != NULL) {
+        rc = url_encode(device_id, strlen(device_id), &id);
+        if (rc != SCTPM_RC_SUCCESS) {
+            return rc;
+        }
+    }
+    n = strlen(hostname) + strlen(id != NULL ? id : device_id) + sizeof("/devices/");
+    *sr = malloc(n);
+    if (*sr == NULL) {
+        free(id);
+        return SCTPM_RC_NO_MEMORY;
+    }
+    snprintf(*sr, n, "%s/devices/%s", hostname, id != NULL ? id : device_id);
+    free(id);
+    return SCTPM_RC_SUCCESS;
+}
+
 enum sctpm_rc hub_sas_sign(const char *sr, int64_t expiry, const uint8_t *key, size_t key_len,
                            char **token)
 {
