@@ -10,7 +10,8 @@
  *   2  the same for a token as `sctpm-hub token` makes it (hub_sas_device_scope), for a valid
  *      host name and device id: host NUL device NUL, expiry, key;
  *   3  round trip of a token for a raw `sr` (hub_sas_sign): sr NUL, expiry, key. What the
- *      builder accepts, the parser must read back as it was written.
+ *      builder accepts, the parser must read back as it was written; except an escape that
+ *      decodes to NUL ("%00"), which the hub refuses on purpose.
  */
 #include "config.h"
 
@@ -178,7 +179,7 @@ static void raw_token(struct fuzz_in *in)
     size_t key_len;
     const uint8_t *key = fuzz_bytes(in, 64, &key_len);
 
-    if (sr != NULL && key_len > 0) {
+    if (sr != NULL && key_len > 0 && strstr(sr, "%00") == NULL) {
         round_trip(sr, expiry, key, key_len, NULL, NULL);
     }
     free(sr);
