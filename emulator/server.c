@@ -1105,11 +1105,14 @@ static int handle_swtpm_ctrl(struct server *srv, struct conn *c, const struct pr
             free(blob);
             return out_u32(c, TPM_FAIL) | out_u32(c, 0) | out_u32(c, 0) | out_u32(c, 0);
         }
+        /* An empty blob (no saved state) comes back as NULL: it has no bytes to send. */
         r = out_u32(c, TPM_SUCCESS) | out_u32(c, 0) | out_u32(c, (uint32_t)blob_len) |
-            out_u32(c, (uint32_t)(blob_len - m->arg[2])) |
-            out_append(c, blob + m->arg[2], blob_len - m->arg[2]);
-        explicit_bzero(blob, blob_len);
-        free(blob);
+            out_u32(c, (uint32_t)(blob_len - m->arg[2]));
+        if (blob != NULL) {
+            r |= out_append(c, blob + m->arg[2], blob_len - m->arg[2]);
+            explicit_bzero(blob, blob_len);
+            free(blob);
+        }
         return r;
     case SWTPM_SET_STATEBLOB:
         if (swtpm_refused(c, "SET_STATEBLOB (replacing the TPM's state)")) {
