@@ -103,7 +103,7 @@ void emu_reset_tpm(void)
     tpm_set_physical_presence(0);
     if (tpm_set_state_blob(1, pristine, pristine_len) != SCTPM_RC_SUCCESS ||
         tpm_power_on(1, TPM_STARTUP_CLEAR, err, sizeof(err)) != SCTPM_RC_SUCCESS) {
-        die("cannot restore the TPM", err);
+        fuzz_fail("the TPM cannot be started again: %s", err);
     }
 }
 
@@ -231,7 +231,6 @@ void emu_session(unsigned flags, const uint8_t *ctrl, size_t ctrl_len, const uin
     char err[256];
     int as_tcp = !!(flags & EMU_UNTRUSTED), pass[2] = {-1, -1}, fd;
 
-    emu_reset_tpm();
     if (server_create(&cfg, &srv, err, sizeof(err)) != SCTPM_RC_SUCCESS) {
         fuzz_fail("server_create: %s", err);
     }
@@ -261,4 +260,6 @@ void emu_session(unsigned flags, const uint8_t *ctrl, size_t ctrl_len, const uin
         close(pass[1]);
     }
     server_destroy(srv);
+    /* Here, so that an input that leaves the TPM unable to start again is the one that fails. */
+    emu_reset_tpm();
 }

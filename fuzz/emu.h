@@ -22,7 +22,8 @@ void emu_init(void);
 
 /*
  * Powers the TPM off and on again with its manufactured state, no volatile state, the default
- * buffer size and physical presence off.
+ * buffer size and physical presence off. A target calls it at the end of every input, so that
+ * an input after which the TPM cannot be started again fails itself (the process exits).
  */
 void emu_reset_tpm(void);
 
@@ -36,9 +37,9 @@ extern const struct rm_config emu_rm_config;
 #define EMU_SWTPM     0x08u /* the control channel speaks swtpm (else: decided per connection) */
 
 /*
- * Resets the TPM, creates a server, and sends `ctrl` on a control connection and then `data` on
- * a data connection (either may be empty), reading every reply, until the server has served all
- * it can; then closes the connections and destroys the server.
+ * Creates a server, and sends `ctrl` on a control connection and then `data` on a data
+ * connection (either may be empty), reading every reply, until the server has served all it can;
+ * then closes the connections, destroys the server and resets the TPM.
  */
 void emu_session(unsigned flags, const uint8_t *ctrl, size_t ctrl_len, const uint8_t *data,
                  size_t data_len);

@@ -123,7 +123,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct rm *rm = NULL;
     char err[256];
 
-    emu_reset_tpm();
     if (rm_create(&emu_rm_config, &rm, err, sizeof(err)) != SCTPM_RC_SUCCESS) {
         fuzz_fail("rm_create: %s", err);
     }
@@ -178,5 +177,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     rm_destroy(rm); /* frees the spaces too */
     clear_fakes();
+    emu_reset_tpm();
     return 0;
 }
