@@ -313,6 +313,11 @@ enum sctpm_rc tpm_power_on(int delete_volatile, enum tpm_startup startup, char *
     free(g.preload_vol);
     g.preload_vol = NULL;
     if (res != TPM_SUCCESS) {
+        /*
+         * libtpms keeps what it had set up when it fails half way: without this, every later
+         * power-on fails too, whatever the state. As swtpm does, tear it down.
+         */
+        TPMLIB_Terminate();
         /* A state a client set is dropped; the stored state was never touched. */
         free(g.client_perm);
         g.client_perm = NULL;

@@ -55,6 +55,10 @@ check "the donor's EK" ek donor ek-donor
 expect_fail "the taker's EK is another" same_ek taker ek-donor
 check "the donor's permanent state" swtpm_ioctl "${D[@]}" --save permanent "$T/donor.perm"
 check "stop the taker" swtpm_ioctl "${C[@]}" --stop
+# A blob libtpms refuses fails INIT and changes nothing; a good one then still brings the TPM up.
+printf '\000\000\000\000P' >"$T/garbage.perm"
+check "load a blob that is no TPM state" swtpm_ioctl "${C[@]}" --load permanent "$T/garbage.perm"
+expect_fail "init with it fails" swtpm_ioctl "${C[@]}" -i
 check "load the donor's state" swtpm_ioctl "${C[@]}" --load permanent "$T/donor.perm"
 check "init with it works" swtpm_ioctl "${C[@]}" -i
 check "the taker now has the donor's EK" same_ek taker ek-donor
