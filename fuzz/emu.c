@@ -154,8 +154,10 @@ static void feed(struct server *srv, int fd, const uint8_t *buf, size_t len, int
                              .msg_iovlen = 1,
                              .msg_control = ctl.buf,
                              .msg_controllen = sizeof(ctl.buf)};
-        struct cmsghdr *h = CMSG_FIRSTHDR(&msg);
+        struct cmsghdr *h;
 
+        memset(&ctl, 0, sizeof(ctl));
+        h = CMSG_FIRSTHDR(&msg);
         h->cmsg_level = SOL_SOCKET;
         h->cmsg_type = SCM_RIGHTS;
         h->cmsg_len = CMSG_LEN(sizeof(int));
