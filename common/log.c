@@ -302,6 +302,9 @@ static void emit_line(char *buf, size_t len, size_t size)
 }
 
 static size_t vformat(char *buf, size_t size, size_t len, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+
+static size_t vformat(char *buf, size_t size, size_t len, const char *fmt, va_list ap)
 {
     int n = vsnprintf(buf + len, size - len, fmt, ap);
 

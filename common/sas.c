@@ -14,14 +14,15 @@
 #define SE_MAX 21
 
 /*
- * A value in the token must not contain the separators of the token's own syntax, or the
- * service would read a different token from the one we signed.
+ * A value in the token must not contain the separators of the token's own syntax ('&' between
+ * fields, '=' between a name and its value), or the service would read a different token from
+ * the one we signed.
  */
 static int token_safe(const char *s)
 {
     for (; *s != '\0'; s++) {
         unsigned char c = (unsigned char)*s;
-        if (c <= ' ' || c == '&' || c >= 0x7f) {
+        if (c <= ' ' || c == '&' || c == '=' || c >= 0x7f) {
             return 0;
         }
     }

@@ -1105,11 +1105,14 @@ static int handle_swtpm_ctrl(struct server *srv, struct conn *c, const struct pr
             free(blob);
             return out_u32(c, TPM_FAIL) | out_u32(c, 0) | out_u32(c, 0) | out_u32(c, 0);
         }
+        /* An empty blob (no saved state) comes back as NULL: it has no bytes to send. */
         r = out_u32(c, TPM_SUCCESS) | out_u32(c, 0) | out_u32(c, (uint32_t)blob_len) |
-            out_u32(c, (uint32_t)(blob_len - m->arg[2])) |
-            out_append(c, blob + m->arg[2], blob_len - m->arg[2]);
-        explicit_bzero(blob, blob_len);
-        free(blob);
+            out_u32(c, (uint32_t)(blob_len - m->arg[2]));
+        if (blob != NULL) {
+            r |= out_append(c, blob + m->arg[2], blob_len - m->arg[2]);
+            explicit_bzero(blob, blob_len);
+            free(blob);
+        }
         return r;
     case SWTPM_SET_STATEBLOB:
         if (swtpm_refused(c, "SET_STATEBLOB (replacing the TPM's state)")) {
@@ -1456,15 +1459,61 @@ static int idle_left_ms(const struct server *srv, uint64_t idle_since)
     return end - now >= 60000000000u ? 60000 : (int)((end - now + 999999u) / 1000000u);
 }
 
-int server_run(struct server *srv)
+/*
+ * One round of the loop: waits for events (spinning without sleeping until `spin_until`, then
+ * sleeping at most `timeout` ms), reads, serves every complete message and reaps. Returns 1 when
+ * a message was served, 0 when none was, -1 on a fatal error.
+ */
+static int loop_once(struct server *srv, uint64_t spin_until, int timeout)
 {
     struct epoll_event evs[MAX_EVENTS];
+    int n = 0, served;
+
+    while (spin_until != 0 && n == 0 && now_ns() < spin_until) {
+        n = epoll_wait(srv->epfd, evs, MAX_EVENTS, 0);
+    }
+    if (n == 0) {
+        n = epoll_wait(srv->epfd, evs, MAX_EVENTS, timeout);
+    }
+    if (n < 0) {
+        if (errno == EINTR) {
+            return 0;
+        }
+        LOG_ERROR("epoll_wait: %s", strerror(errno));
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        enum ev_type type = *(enum ev_type *)evs[i].data.ptr;
+        if (type == EV_SIGNAL) {
+            handle_signal(srv);
+        } else if (type == EV_LISTENER) {
+            do_accept(srv, evs[i].data.ptr);
+        } else {
+            struct conn *c = evs[i].data.ptr;
+            if (c->dead) {
+                continue;
+            }
+            if (evs[i].events & EPOLLOUT) {
+                flush_out(srv, c);
+            }
+            if (!c->dead && (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP))) {
+                (void)read_input(srv, c);
+            }
+        }
+    }
+    served = process_all(srv);
+    reap(srv);
+    return served;
+}
+
+int server_run(struct server *srv)
+{
     uint64_t spin_until = 0;
     /* Start of the current period without any connection; 0 while there are connections. */
     uint64_t idle_since = now_ns();
 
     while (!srv->stop) {
-        int timeout = srv->rm != NULL ? 1000 : -1, n;
+        int timeout = srv->rm != NULL ? 1000 : -1, served;
         for (struct conn *c = srv->conns; c != NULL; c = c->next) {
             if (c->in_len > 0 && srv->cfg.partial_timeout > 0) {
                 timeout = 1000;
@@ -1482,43 +1531,13 @@ int server_run(struct server *srv)
          * command loop sends its next command within microseconds, and waking a sleeping thread
          * costs more than the command itself. Idle periods still sleep.
          */
-        n = 0;
-        while (spin_until != 0 && n == 0 && now_ns() < spin_until) {
-            n = epoll_wait(srv->epfd, evs, MAX_EVENTS, 0);
-        }
-        if (n == 0) {
-            n = epoll_wait(srv->epfd, evs, MAX_EVENTS, timeout);
-        }
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            LOG_ERROR("epoll_wait: %s", strerror(errno));
+        served = loop_once(srv, spin_until, timeout);
+        if (served < 0) {
             return -1;
         }
-        for (int i = 0; i < n; i++) {
-            enum ev_type type = *(enum ev_type *)evs[i].data.ptr;
-            if (type == EV_SIGNAL) {
-                handle_signal(srv);
-            } else if (type == EV_LISTENER) {
-                do_accept(srv, evs[i].data.ptr);
-            } else {
-                struct conn *c = evs[i].data.ptr;
-                if (c->dead) {
-                    continue;
-                }
-                if (evs[i].events & EPOLLOUT) {
-                    flush_out(srv, c);
-                }
-                if (!c->dead && (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP))) {
-                    (void)read_input(srv, c);
-                }
-            }
-        }
-        spin_until = process_all(srv) && srv->cfg.busy_poll_us > 0
+        spin_until = served > 0 && srv->cfg.busy_poll_us > 0
                          ? now_ns() + (uint64_t)srv->cfg.busy_poll_us * 1000u
                          : 0;
-        reap(srv);
         /*
          * Idle exit. Connections still waiting in a listen backlog are not counted: stopping
          * closes the listeners and resets them, and their clients (tcti-mssim waits for the
@@ -1535,6 +1554,31 @@ int server_run(struct server *srv)
                 srv->stop = 1;
             }
         }
+    }
+    return 0;
+}
+
+int server_adopt(struct server *srv, int fd, int control, int as_tcp)
+{
+    struct conn *c;
+
+    if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0) {
+        return -errno;
+    }
+    c = conn_add(srv, fd, control ? CHANNEL_CTRL : CHANNEL_DATA, !as_tcp, NULL, 0);
+    return c != NULL ? 0 : -ENOMEM;
+}
+
+int server_poll(struct server *srv, int timeout_ms)
+{
+    int r = loop_once(srv, 0, timeout_ms);
+
+    if (r < 0) {
+        return -1;
+    }
+    if (srv->stop) {
+        srv->stop = 0;
+        return 1;
     }
     return 0;
 }

@@ -72,6 +72,22 @@ enum sctpm_rc server_create(const struct server_config *cfg, struct server **out
  */
 int server_run(struct server *srv);
 
+/*
+ * For tests and fuzzers, which drive the loop themselves on connections they made:
+ *
+ * server_adopt() serves `fd`, a connected stream socket such as one end of a socketpair, on the
+ * control channel when `control` is set, else on the data channel: as a Unix-socket peer
+ * (trusted as the configuration says), or with `as_tcp` as a TCP peer (never trusted). Returns 0,
+ * and the server owns `fd` from then on, or a negative errno, and the caller still owns it.
+ *
+ * server_poll() runs one round of server_run()'s loop, waiting at most `timeout_ms` for events:
+ * it reads, serves every complete message and closes what must be closed. Returns 1 when a
+ * client asked the service to stop (the request is consumed: the caller decides), 0 otherwise,
+ * -1 on a fatal error.
+ */
+int server_adopt(struct server *srv, int fd, int control, int as_tcp);
+int server_poll(struct server *srv, int timeout_ms);
+
 /* Closes every connection and listener and removes the Unix socket files. NULL is a no-op. */
 void server_destroy(struct server *srv);
 

@@ -44,6 +44,20 @@ static TPM_RESULT cb_nvram_init(void)
     return TPM_SUCCESS;
 }
 
+/* A copy of a preloaded blob for libtpms, which frees what it is given. */
+static TPM_RESULT hand_over(const uint8_t *blob, size_t len, unsigned char **data, uint32_t *length)
+{
+    unsigned char *copy = malloc(len > 0 ? len : 1);
+
+    if (copy == NULL) {
+        return TPM_FAIL;
+    }
+    memcpy(copy, blob, len);
+    *data = copy;
+    *length = (uint32_t)len;
+    return TPM_SUCCESS;
+}
+
 static TPM_RESULT cb_nvram_loaddata(unsigned char **data, uint32_t *length, uint32_t tpm_number,
                                     const char *name)
 {
@@ -54,17 +68,16 @@ static TPM_RESULT cb_nvram_loaddata(unsigned char **data, uint32_t *length, uint
     (void)tpm_number;
     *data = NULL;
     *length = 0;
+    /*
+     * libtpms reads a state more than once while it initialises (TPMLIB_MainInit checks the
+     * permanent state, then NV is enabled from it): every read gets the preloaded blob, not the
+     * store's older one. tpm_power_on() drops the preloads once libtpms is done.
+     */
     if (strcmp(name, PERMALL) == 0 && g.preload != NULL) {
-        *data = g.preload;
-        *length = (uint32_t)g.preload_len;
-        g.preload = NULL; /* libtpms owns and frees it now */
-        return TPM_SUCCESS;
+        return hand_over(g.preload, g.preload_len, data, length);
     }
     if (strcmp(name, VOLATILE) == 0 && g.preload_vol != NULL) {
-        *data = g.preload_vol;
-        *length = (uint32_t)g.preload_vol_len;
-        g.preload_vol = NULL;
-        return TPM_SUCCESS;
+        return hand_over(g.preload_vol, g.preload_vol_len, data, length);
     }
     rc = nvstore_load(g.store, name, &buf, &len);
     if (rc == SCTPM_RC_NOT_FOUND) {
@@ -300,6 +313,11 @@ enum sctpm_rc tpm_power_on(int delete_volatile, enum tpm_startup startup, char *
     free(g.preload_vol);
     g.preload_vol = NULL;
     if (res != TPM_SUCCESS) {
+        /*
+         * libtpms keeps what it had set up when it fails half way: without this, every later
+         * power-on fails too, whatever the state. As swtpm does, tear it down.
+         */
+        TPMLIB_Terminate();
         /* A state a client set is dropped; the stored state was never touched. */
         free(g.client_perm);
         g.client_perm = NULL;

@@ -63,7 +63,11 @@ void tpm_power_off(int orderly);
 /* Stores the volatile state (swtpm STORE_VOLATILE). */
 enum sctpm_rc tpm_store_volatile(void);
 
-/* Copies of libtpms state blobs for GET/SET_STATEBLOB (type: 1 permanent, 2 volatile, 3 save). */
+/*
+ * Copies of libtpms state blobs for GET/SET_STATEBLOB (type: 1 permanent, 2 volatile, 3 save).
+ * `*data` (callee-allocated, free with free()) is NULL when the blob is empty, as the save state
+ * is until TPM2_Shutdown(STATE).
+ */
 enum sctpm_rc tpm_get_state_blob(uint32_t type, uint8_t **data, size_t *len);
 enum sctpm_rc tpm_set_state_blob(uint32_t type, const uint8_t *data, size_t len);
 

@@ -612,7 +612,6 @@ int hub_cli_token(const struct hub_cli *o)
     struct hub_device d;
     char *hostname = NULL, *sr = NULL, *token = NULL;
     enum sctpm_rc rc;
-    size_t n;
     int status = 1;
 
     memset(&d, 0, sizeof(d));
@@ -623,14 +622,12 @@ int hub_cli_token(const struct hub_cli *o)
         goto out;
     }
     hostname = hostname_of(o, st);
-    n = (hostname != NULL ? strlen(hostname) : 0) + strlen(d.id) + sizeof("/devices/");
-    sr = hostname != NULL ? malloc(n) : NULL;
-    if (sr == NULL) {
-        complain("token", SCTPM_RC_NO_MEMORY);
+    /* The C SDK's form: the scope is not URL-encoded (where it need not be), signed as sent. */
+    rc = hostname != NULL ? hub_sas_device_scope(hostname, d.id, &sr) : SCTPM_RC_NO_MEMORY;
+    if (rc != SCTPM_RC_SUCCESS) {
+        complain("token", rc);
         goto out;
     }
-    /* The C SDK's form: the scope is not URL-encoded, and signed as sent. */
-    snprintf(sr, n, "%s/devices/%s", hostname, d.id);
     rc = hub_sas_sign(sr, hub_now_ms() / 1000 + o->ttl_s, d.primary_key, d.primary_len, &token);
     if (rc != SCTPM_RC_SUCCESS) {
         complain("token", rc);

@@ -57,13 +57,6 @@ tests_hub_client_SOURCES = tests/hub-client.c
 tests_hub_client_CPPFLAGS = $(AM_CPPFLAGS) $(CURL_CFLAGS) $(CRYPTO_CFLAGS)
 tests_hub_client_LDADD = common/libcommon.la $(CURL_LIBS) $(CRYPTO_LIBS) -lpthread
 
-# The fuzz target for the token and batch parsers; built here as a corpus replayer so that it
-# keeps compiling (see the file for a libFuzzer build).
-check_PROGRAMS += tests/hub-fuzz
-tests_hub_fuzz_SOURCES = tests/hub-fuzz.c
-tests_hub_fuzz_CPPFLAGS = $(HUB_CPPFLAGS) -I$(top_srcdir)/hub
-tests_hub_fuzz_LDADD = hub/libhub.la $(HUB_LIBS)
-
 # Integration tests: real hubs on free loopback ports, driven by curl and tests/hub-client.
 hub_integration_tests = \
 	tests/integration/hub-api.sh \

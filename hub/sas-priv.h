@@ -67,6 +67,14 @@ enum sctpm_rc hub_sas_verify(const struct hub_sas *t, const uint8_t *const keys[
                              const char **reason);
 
 /*
+ * The scope of a device's tokens in the C SDK's form, `hostname`/devices/`device_id`, not
+ * URL-encoded: except that a device id holding a character the hub (like the service) would
+ * read otherwise in a token ('%', '+', '=') is URL-encoded. `*sr` is callee-allocated (free with
+ * free()).
+ */
+enum sctpm_rc hub_sas_device_scope(const char *hostname, const char *device_id, char **sr);
+
+/*
  * Builds a device token for `sr` (used exactly as given) expiring at `expiry`, signed with
  * `key`. `*token` is callee-allocated (free with free()). For tools and tests: the hub itself
  * only verifies.

@@ -15,8 +15,6 @@
 #include "sas-priv.h"
 #include "sas.h"
 
-#define MAX_EXPIRY_DIGITS 18
-
 static void set_reason(const char **reason, const char *why)
 {
     if (reason != NULL) {
@@ -91,17 +89,21 @@ void hub_sas_free(struct hub_sas *t)
     free(t);
 }
 
-/* Parses a decimal expiry: digits only, no sign, at most MAX_EXPIRY_DIGITS. */
+/*
+ * Parses a decimal expiry: digits only, no sign, any value an int64_t holds (as the service's
+ * long does, and as common/sas.c writes them).
+ */
 static int parse_expiry(const char *s, int64_t *out)
 {
     int64_t v = 0;
     size_t n = 0;
 
     for (; s[n] != '\0'; n++) {
-        if (s[n] < '0' || s[n] > '9' || n >= MAX_EXPIRY_DIGITS) {
+        int d = s[n] - '0';
+        if (d < 0 || d > 9 || v > (INT64_MAX - d) / 10) {
             return -1;
         }
-        v = v * 10 + (s[n] - '0');
+        v = v * 10 + d;
     }
     if (n == 0) {
         return -1;
@@ -296,8 +298,11 @@ enum sctpm_rc hub_sas_verify(const struct hub_sas *t, const uint8_t *const keys[
     int match = 0;
     char *msg;
 
-    /* The service's rule: valid while expiry + skew is not before now. */
-    if (t->expiry > INT64_MAX - skew_s || t->expiry + skew_s < now_s) {
+    /*
+     * The service's rule: valid while expiry + skew is not before now. A sum past INT64_MAX is
+     * never before now.
+     */
+    if (t->expiry <= INT64_MAX - skew_s && t->expiry + skew_s < now_s) {
         set_reason(reason, "token expired");
         return SCTPM_RC_EXPIRED;
     }
@@ -327,6 +332,30 @@ enum sctpm_rc hub_sas_verify(const struct hub_sas *t, const uint8_t *const keys[
         return SCTPM_RC_UNAUTHORIZED;
     }
     set_reason(reason, "ok");
+    return SCTPM_RC_SUCCESS;
+}
+
+enum sctpm_rc hub_sas_device_scope(const char *hostname, const char *device_id, char **sr)
+{
+    char *id = NULL;
+    size_t n;
+    enum sctpm_rc rc;
+
+    *sr = NULL;
+    if (strpbrk(device_id, "%+=") != NULL) {
+        rc = url_encode(device_id, strlen(device_id), &id);
+        if (rc != SCTPM_RC_SUCCESS) {
+            return rc;
+        }
+    }
+    n = strlen(hostname) + strlen(id != NULL ? id : device_id) + sizeof("/devices/");
+    *sr = malloc(n);
+    if (*sr == NULL) {
+        free(id);
+        return SCTPM_RC_NO_MEMORY;
+    }
+    snprintf(*sr, n, "%s/devices/%s", hostname, id != NULL ? id : device_id);
+    free(id);
     return SCTPM_RC_SUCCESS;
 }
 

@@ -67,4 +67,39 @@ int hub_server_ipv6(const struct hub_server *srv);
 /* Stops accepting, closes every connection, waits for their threads and frees the server. */
 void hub_server_stop(struct hub_server *srv);
 
+/*
+ * The parts of request handling that need no connection, so that the fuzz targets reach them.
+ * A request path names one of four routes; each takes exactly one method.
+ */
+enum hub_route {
+    HUB_ROUTE_EVENTS,
+    HUB_ROUTE_C2D_RECEIVE,
+    HUB_ROUTE_C2D_SETTLE,
+    HUB_ROUTE_C2D_ABANDON
+};
+
+struct hub_path {
+    enum hub_route route;
+    char device_id[HUB_ID_MAX + 1]; /* as the path gives it: not checked against the id rules */
+    char *etag;                     /* the lock token (settle and abandon), else NULL */
+    const char *allow;              /* the method the route takes (static); NULL if unknown */
+};
+
+/*
+ * Splits an (already unescaped) request path into `*p`; free it with hub_server_path_clear().
+ * Returns 1 for a known route, 0 for an unknown path (the device id is still filled in when the
+ * path names one, for the log line), -1 when memory runs out.
+ */
+int hub_server_parse_path(const char *url, struct hub_path *p);
+void hub_server_path_clear(struct hub_path *p);
+
+/* Nonzero when `v` (NULL: absent) is an IoT Hub api-version: 2020-03-13, maybe with a suffix. */
+int hub_server_api_version_valid(const char *v);
+
+/* Nonzero when the media type of `content_type` (NULL: absent) is the batch type. */
+int hub_server_is_batch(const char *content_type);
+
+/* Nonzero when an If-Match header (NULL: absent; quoted or bare) matches the lock token. */
+int hub_server_if_match(const char *if_match, const char *etag);
+
 #endif /* SCTPM_HUB_SERVER_PRIV_H */

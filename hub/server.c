@@ -61,15 +61,11 @@ struct hub_server {
     struct tracked *conns;
 };
 
-enum route { ROUTE_EVENTS, ROUTE_C2D_RECEIVE, ROUTE_C2D_SETTLE, ROUTE_C2D_ABANDON };
-
 /* One request, from its first access-handler call to the completion callback. */
 struct request {
     struct hub_server *srv;
     struct tracked *track;
-    enum route route;
-    char device_id[HUB_ID_MAX + 1];
-    char *etag; /* the lock token from the path */
+    struct hub_path path; /* route, device id and lock token */
     int reject;
     int batch;
     struct hub_buf body;
@@ -80,8 +76,7 @@ struct request {
     char err_msg[200];
     int draining;
     size_t drained;
-    int body_done;     /* the whole request has arrived */
-    const char *allow; /* the method this path takes, for a 405's Allow header */
+    int body_done; /* the whole request has arrived */
 };
 
 /* IoT Hub's error codes, with the numeric form newer API versions use. */
@@ -222,8 +217,8 @@ static enum MHD_Result reject(struct MHD_Connection *c, struct request *r, unsig
     unsigned long long n = len != NULL ? strtoull(len, NULL, 10) : 0;
 
     /* The id comes from the URL: only a valid one (no control characters) goes into the log. */
-    LOG_INFO("%s: %u %s: %s", hub_device_id_valid(r->device_id) ? r->device_id : "-", status, code,
-             msg);
+    LOG_INFO("%s: %u %s: %s", hub_device_id_valid(r->path.device_id) ? r->path.device_id : "-",
+             status, code, msg);
     if (!r->body_done && !r->draining && has_body && n <= DISCARD_MAX) {
         r->err_status = status;
         r->err_code = code;
@@ -232,7 +227,7 @@ static enum MHD_Result reject(struct MHD_Connection *c, struct request *r, unsig
         r->draining = 1;
         return MHD_YES;
     }
-    return send_error(c, status, code, number, msg, status == 405 ? r->allow : NULL);
+    return send_error(c, status, code, number, msg, status == 405 ? r->path.allow : NULL);
 }
 
 static void request_free(struct request *r)
@@ -241,18 +236,17 @@ static void request_free(struct request *r)
         return;
     }
     hub_buf_free(&r->body);
-    free(r->etag);
+    hub_server_path_clear(&r->path);
     free(r);
 }
 
-/* Splits the (already unescaped) path into the route, device id and lock token. */
-static int parse_path(const char *url, struct request *r, const char **allow, int *known)
+int hub_server_parse_path(const char *url, struct hub_path *p)
 {
-    char *copy = strdup(url), *seg[7], *save = NULL, *p;
+    char *copy = strdup(url), *seg[7], *save = NULL, *q;
     size_t n = 0;
-    int ok = 0;
+    int known = 0;
 
-    *known = 0;
+    memset(p, 0, sizeof(*p));
     if (copy == NULL) {
         return -1;
     }
@@ -260,11 +254,11 @@ static int parse_path(const char *url, struct request *r, const char **allow, in
         goto out;
     }
     /* Empty segments ("//", a trailing "/") make the path unknown: strtok would hide them. */
-    for (p = copy + 1;; p++) {
-        if (*p == '/' && (p[-1] == '/' || p[1] == '\0')) {
+    for (q = copy + 1;; q++) {
+        if (*q == '/' && (q[-1] == '/' || q[1] == '\0')) {
             goto out;
         }
-        if (*p == '\0') {
+        if (*q == '\0') {
             break;
         }
     }
@@ -278,39 +272,46 @@ static int parse_path(const char *url, struct request *r, const char **allow, in
         strlen(seg[1]) > HUB_ID_MAX) {
         goto out;
     }
-    strcpy(r->device_id, seg[1]);
+    strcpy(p->device_id, seg[1]);
     if (n == 4 && strcasecmp(seg[3], "events") == 0) {
-        r->route = ROUTE_EVENTS;
-        *allow = "POST";
+        p->route = HUB_ROUTE_EVENTS;
+        p->allow = "POST";
     } else if (n == 4 && strcasecmp(seg[3], "devicebound") == 0) {
-        r->route = ROUTE_C2D_RECEIVE;
-        *allow = "GET";
+        p->route = HUB_ROUTE_C2D_RECEIVE;
+        p->allow = "GET";
     } else if (n == 5 && strcasecmp(seg[3], "devicebound") == 0) {
-        r->route = ROUTE_C2D_SETTLE;
-        *allow = "DELETE";
+        p->route = HUB_ROUTE_C2D_SETTLE;
+        p->allow = "DELETE";
     } else if (n == 6 && strcasecmp(seg[3], "devicebound") == 0 &&
                strcasecmp(seg[5], "abandon") == 0) {
-        r->route = ROUTE_C2D_ABANDON;
-        *allow = "POST";
+        p->route = HUB_ROUTE_C2D_ABANDON;
+        p->allow = "POST";
     } else {
         goto out;
     }
     if (n >= 5) {
-        r->etag = strdup(seg[4]);
-        if (r->etag == NULL) {
-            ok = -1;
+        p->etag = strdup(seg[4]);
+        if (p->etag == NULL) {
+            known = -1;
             goto out;
         }
     }
-    *known = 1;
-    ok = 0;
+    known = 1;
 out:
+    if (known != 1) {
+        p->allow = NULL;
+    }
     free(copy);
-    return ok;
+    return known;
 }
 
-/* IoT Hub API versions look like 2020-03-13, optionally with a suffix such as -preview. */
-static int api_version_valid(const char *v)
+void hub_server_path_clear(struct hub_path *p)
+{
+    free(p->etag);
+    memset(p, 0, sizeof(*p));
+}
+
+int hub_server_api_version_valid(const char *v)
 {
     if (v == NULL || strlen(v) < 10) {
         return 0;
@@ -328,8 +329,34 @@ static int api_version_valid(const char *v)
     return 1;
 }
 
+int hub_server_is_batch(const char *content_type)
+{
+    size_t n = sizeof(HUB_BATCH_CONTENT_TYPE) - 1;
+
+    if (content_type == NULL || strncasecmp(content_type, HUB_BATCH_CONTENT_TYPE, n) != 0) {
+        return 0;
+    }
+    return content_type[n] == '\0' || content_type[n] == ';' || content_type[n] == ' ';
+}
+
+int hub_server_if_match(const char *if_match, const char *etag)
+{
+    size_t n;
+
+    if (if_match == NULL) {
+        return 1;
+    }
+    n = strlen(if_match);
+    /* The SDKs send the ETag as received: quoted. Accept it bare as well. */
+    if (n >= 2 && if_match[0] == '"' && if_match[n - 1] == '"') {
+        if_match++;
+        n -= 2;
+    }
+    return n == strlen(etag) && strncmp(if_match, etag, n) == 0;
+}
+
 /*
- * Authenticates the request for r->device_id. Returns 0 when the token is good, otherwise
+ * Authenticates the request for r->path.device_id. Returns 0 when the token is good, otherwise
  * queues (or defers) the 401 and returns -1 with `*ret` set.
  */
 static int authenticate(struct MHD_Connection *c, struct request *r, enum MHD_Result *ret)
@@ -347,10 +374,10 @@ static int authenticate(struct MHD_Connection *c, struct request *r, enum MHD_Re
     memset(&dev, 0, sizeof(dev));
     rc = hub_sas_parse(header, &tok, &why);
     if (rc == SCTPM_RC_SUCCESS) {
-        rc = hub_sas_check_scope(tok, srv->hostname, r->device_id, &why);
+        rc = hub_sas_check_scope(tok, srv->hostname, r->path.device_id, &why);
     }
     if (rc == SCTPM_RC_SUCCESS) {
-        rc = hub_store_device_get(srv->store, r->device_id, &dev);
+        rc = hub_store_device_get(srv->store, r->path.device_id, &dev);
         if (rc == SCTPM_RC_NOT_FOUND) {
             why = "device is not registered";
             rc = SCTPM_RC_UNAUTHORIZED;
@@ -465,9 +492,9 @@ static enum MHD_Result handle_events(struct MHD_Connection *c, struct request *r
         }
     }
     /* The 204 goes out only after hub_store_append() returned, i.e. after the commit. */
-    rc = hub_store_append(r->srv->store, r->device_id, msgs, n, hub_now_ms(), &stored);
+    rc = hub_store_append(r->srv->store, r->path.device_id, msgs, n, hub_now_ms(), &stored);
     if (rc == SCTPM_RC_SUCCESS) {
-        LOG_DEBUG("%s: stored %zu of %zu message(s)", r->device_id, stored, n);
+        LOG_DEBUG("%s: stored %zu of %zu message(s)", r->path.device_id, stored, n);
         ret = send_empty(c, MHD_HTTP_NO_CONTENT);
     } else if (rc == SCTPM_RC_BUSY) {
         ret = reject(c, r, E_UNAVAILABLE, "the message store is busy; retry");
@@ -553,7 +580,7 @@ static enum MHD_Result handle_receive(struct MHD_Connection *c, struct request *
     struct receive_ctx ctx = {NULL};
     enum sctpm_rc rc;
 
-    rc = hub_store_c2d_receive(srv->store, r->device_id, hub_now_ms(),
+    rc = hub_store_c2d_receive(srv->store, r->path.device_id, hub_now_ms(),
                                (int64_t)srv->cfg.c2d_lock_timeout_s * 1000,
                                srv->cfg.c2d_max_delivery, on_c2d, &ctx);
     if (rc == SCTPM_RC_NOT_FOUND) {
@@ -566,7 +593,7 @@ static enum MHD_Result handle_receive(struct MHD_Connection *c, struct request *
         return rc == SCTPM_RC_BUSY ? reject(c, r, E_UNAVAILABLE, "the queue is busy; retry")
                                    : reject(c, r, E_SERVER, "the queue is unavailable");
     }
-    LOG_DEBUG("%s: delivered a cloud-to-device message", r->device_id);
+    LOG_DEBUG("%s: delivered a cloud-to-device message", r->path.device_id);
     return queue(c, MHD_HTTP_OK, ctx.resp);
 }
 
@@ -578,22 +605,13 @@ static enum MHD_Result handle_settle(struct MHD_Connection *c, struct request *r
     enum hub_c2d_outcome outcome = HUB_C2D_ABANDON;
     enum sctpm_rc rc;
 
-    if (if_match != NULL) {
-        size_t n = strlen(if_match);
-        /* The SDKs send the ETag as received: quoted. Accept it bare as well. */
-        if (n >= 2 && if_match[0] == '"' && if_match[n - 1] == '"') {
-            if_match++;
-            n -= 2;
-        }
-        if (n != strlen(r->etag) || strncmp(if_match, r->etag, n) != 0) {
-            return reject(c, r, E_PRECONDITION,
-                          "If-Match does not match the lock token in the path");
-        }
+    if (!hub_server_if_match(if_match, r->path.etag)) {
+        return reject(c, r, E_PRECONDITION, "If-Match does not match the lock token in the path");
     }
-    if (r->route == ROUTE_C2D_SETTLE) {
+    if (r->path.route == HUB_ROUTE_C2D_SETTLE) {
         outcome = r->reject ? HUB_C2D_REJECT : HUB_C2D_COMPLETE;
     }
-    rc = hub_store_c2d_settle(srv->store, r->device_id, r->etag, outcome, hub_now_ms());
+    rc = hub_store_c2d_settle(srv->store, r->path.device_id, r->path.etag, outcome, hub_now_ms());
     if (rc == SCTPM_RC_NOT_FOUND) {
         return reject(c, r, E_LOCK_LOST, "the lock token is unknown, already used or expired");
     }
@@ -601,22 +619,11 @@ static enum MHD_Result handle_settle(struct MHD_Connection *c, struct request *r
         return rc == SCTPM_RC_BUSY ? reject(c, r, E_UNAVAILABLE, "the queue is busy; retry")
                                    : reject(c, r, E_SERVER, "the queue is unavailable");
     }
-    LOG_DEBUG("%s: %s a cloud-to-device message", r->device_id,
+    LOG_DEBUG("%s: %s a cloud-to-device message", r->path.device_id,
               outcome == HUB_C2D_COMPLETE ? "completed"
               : outcome == HUB_C2D_REJECT ? "rejected"
                                           : "abandoned");
     return send_empty(c, MHD_HTTP_NO_CONTENT);
-}
-
-/* Nonzero when the media type (before any parameters) is the batch type. */
-static int is_batch(const char *content_type)
-{
-    size_t n = sizeof(HUB_BATCH_CONTENT_TYPE) - 1;
-
-    if (content_type == NULL || strncasecmp(content_type, HUB_BATCH_CONTENT_TYPE, n) != 0) {
-        return 0;
-    }
-    return content_type[n] == '\0' || content_type[n] == ';' || content_type[n] == ' ';
 }
 
 static struct tracked *tracker_of(struct MHD_Connection *c)
@@ -631,10 +638,10 @@ static struct tracked *tracker_of(struct MHD_Connection *c)
 static enum MHD_Result begin(struct hub_server *srv, struct MHD_Connection *c, const char *url,
                              const char *method, void **req_cls)
 {
-    const char *allow = NULL, *v;
+    const char *v;
     struct request *r;
     enum MHD_Result ret = MHD_YES;
-    int known = 0;
+    int known;
 
     r = calloc(1, sizeof(*r));
     if (r == NULL) {
@@ -649,20 +656,21 @@ static enum MHD_Result begin(struct hub_server *srv, struct MHD_Connection *c, c
         r->track->request_start = hub_mono_ms();
         pthread_mutex_unlock(&srv->lock);
     }
-    if (parse_path(url, r, &allow, &known) != 0) {
+    known = hub_server_parse_path(url, &r->path);
+    if (known < 0) {
         return MHD_NO;
     }
-    if (!known) {
+    if (known == 0) {
         return reject(c, r, E_NOT_FOUND, "no such resource");
     }
-    r->allow = allow;
-    if (strcmp(method, allow) != 0) {
+    if (strcmp(method, r->path.allow) != 0) {
         return reject(c, r, E_METHOD, "method not allowed on this resource");
     }
-    if (!api_version_valid(MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "api-version"))) {
+    if (!hub_server_api_version_valid(
+            MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "api-version"))) {
         return reject(c, r, E_API_VERSION, "a valid api-version query parameter is required");
     }
-    if (r->route == ROUTE_C2D_SETTLE &&
+    if (r->path.route == HUB_ROUTE_C2D_SETTLE &&
         MHD_lookup_connection_value_n(c, MHD_GET_ARGUMENT_KIND, "reject", 6, &v, NULL) == MHD_YES) {
         if (v == NULL || v[0] == '\0' || strcasecmp(v, "true") == 0) {
             r->reject = 1;
@@ -677,9 +685,9 @@ static enum MHD_Result begin(struct hub_server *srv, struct MHD_Connection *c, c
     if (authenticate(c, r, &ret) != 0) {
         return ret;
     }
-    r->batch =
-        r->route == ROUTE_EVENTS &&
-        is_batch(MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE));
+    r->batch = r->path.route == HUB_ROUTE_EVENTS &&
+               hub_server_is_batch(
+                   MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE));
     return MHD_YES;
 }
 
@@ -717,15 +725,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     r->body_done = 1;
     if (r->draining) {
         return send_error(c, r->err_status, r->err_code, r->err_number, r->err_msg,
-                          r->err_status == 405 ? r->allow : NULL);
+                          r->err_status == 405 ? r->path.allow : NULL);
     }
-    switch (r->route) {
-    case ROUTE_EVENTS:
+    switch (r->path.route) {
+    case HUB_ROUTE_EVENTS:
         return handle_events(c, r);
-    case ROUTE_C2D_RECEIVE:
+    case HUB_ROUTE_C2D_RECEIVE:
         return handle_receive(c, r);
-    case ROUTE_C2D_SETTLE:
-    case ROUTE_C2D_ABANDON:
+    case HUB_ROUTE_C2D_SETTLE:
+    case HUB_ROUTE_C2D_ABANDON:
         return handle_settle(c, r);
     }
     return MHD_NO;

@@ -47,6 +47,11 @@ AC_DEFUN([SCTPM_COMPILER_FLAGS], [
     AC_ARG_ENABLE([sanitizers],
         [AS_HELP_STRING([--enable-sanitizers], [build with AddressSanitizer and UndefinedBehaviorSanitizer])],
         [], [enable_sanitizers=no])
+    AC_ARG_ENABLE([fuzzing],
+        [AS_HELP_STRING([--enable-fuzzing],
+            [build the fuzz/ targets with libFuzzer (needs clang; implies --enable-sanitizers)])],
+        [], [enable_fuzzing=no])
+    SCTPM_FUZZING
 
     SCTPM_CFLAGS=""
     SCTPM_LDFLAGS=""
@@ -71,8 +76,47 @@ AC_DEFUN([SCTPM_COMPILER_FLAGS], [
         SCTPM_LDFLAGS="$SCTPM_LDFLAGS -fsanitize=address,undefined"
         AC_DEFINE([SCTPM_SANITIZERS], [1], [Define to 1 in ASan/UBSan builds.])
     ])
+    # Everything is instrumented for coverage, so the fuzz targets see inside the libraries;
+    # only the targets themselves link libFuzzer's main (FUZZ_LDFLAGS).
+    AS_IF([test "x$enable_fuzzing" = xyes], [
+        SCTPM_CFLAGS="$SCTPM_CFLAGS -fsanitize=fuzzer-no-link"
+        FUZZ_LDFLAGS="-fsanitize=fuzzer"
+    ])
     AS_IF([test "x$enable_werror" = xyes], [SCTPM_CFLAGS="$SCTPM_CFLAGS -Werror"])
     AC_SUBST([SCTPM_CFLAGS])
     AC_SUBST([SCTPM_LDFLAGS])
     AM_CONDITIONAL([SANITIZERS], [test "x$enable_sanitizers" = xyes])
+    AC_SUBST([FUZZ_LDFLAGS])
+    AM_CONDITIONAL([FUZZING], [test "x$enable_fuzzing" = xyes])
+])
+
+# SCTPM_FUZZING: with --enable-fuzzing, checks that the compiler is clang and that it can link a
+# libFuzzer target, and turns the sanitizers on (a fuzzer without them finds only crashes).
+# Without it, the fuzz targets are built as plain programs that replay their corpora.
+AC_DEFUN([SCTPM_FUZZING], [
+    AS_IF([test "x$enable_fuzzing" = xyes], [
+        AC_MSG_CHECKING([whether $CC is clang])
+        AC_COMPILE_IFELSE([AC_LANG_PROGRAM([[
+#ifndef __clang__
+#error not clang
+#endif
+]], [])], [AC_MSG_RESULT([yes])], [
+            AC_MSG_RESULT([no])
+            AC_MSG_ERROR([--enable-fuzzing needs clang (libFuzzer); CC is $CC.
+Configure with: ./configure --enable-fuzzing CC=clang])])
+        AC_CACHE_CHECK([whether $CC links libFuzzer targets], [sctpm_cv_libfuzzer], [
+            sctpm_save_CFLAGS=$CFLAGS
+            CFLAGS="$CFLAGS -fsanitize=fuzzer,address,undefined"
+            AC_LINK_IFELSE([AC_LANG_SOURCE([[
+#include <stddef.h>
+#include <stdint.h>
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) { (void)data; (void)size; return 0; }
+]])], [sctpm_cv_libfuzzer=yes], [sctpm_cv_libfuzzer=no])
+            CFLAGS=$sctpm_save_CFLAGS])
+        AS_IF([test "x$sctpm_cv_libfuzzer" != xyes], [
+            AC_MSG_ERROR([$CC cannot link a libFuzzer target (-fsanitize=fuzzer).
+Install the Debian package libclang-rt-dev, or run scripts/install-deps as root.])])
+        enable_sanitizers=yes
+    ])
 ])

@@ -123,7 +123,7 @@ static enum sctpm_rc sign(struct sctpm_ctx *ctx, unsigned int slot, const char *
     if (rc != SCTPM_RC_SUCCESS) {
         rc = ctx_fail(ctx, rc,
                       "the scope or the key name contains a character a token cannot "
-                      "carry (whitespace, '&' or non-ASCII).");
+                      "carry (whitespace, '&', '=' or non-ASCII).");
     }
 out:
     Esys_Free(mac);

@@ -80,9 +80,9 @@ struct response {
     char error[CURL_ERROR_SIZE];
 };
 
-static int die(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void die(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
 
-static int die(int status, const char *fmt, ...)
+static void die(int status, const char *fmt, ...)
 {
     va_list ap;
 

@@ -42,6 +42,32 @@ for tr in tcp unix; do
     stop_daemon "$name" || true
 done
 
+# A permanent state blob from another TPM: after INIT the TPM is that TPM, and stays it after a
+# restart (found by fuzz_swtpm_ctrl: libtpms reads the state twice, and only its first read got
+# the blob).
+sctpmd_start donor --ctrl-dialect swtpm --allow-platform
+sctpmd_start taker --ctrl-dialect swtpm --allow-platform
+D=(--unix "$T/donor.sock.ctrl")
+C=(--unix "$T/taker.sock.ctrl")
+ek() { TPM2TOOLS_TCTI="swtpm:path=$T/$1.sock" tpm2_readpublic -c 0x81010001 -o "$T/$2" >/dev/null; }
+same_ek() { ek "$1" ek-now && cmp -s "$T/ek-now" "$T/$2"; }
+check "the donor's EK" ek donor ek-donor
+expect_fail "the taker's EK is another" same_ek taker ek-donor
+check "the donor's permanent state" swtpm_ioctl "${D[@]}" --save permanent "$T/donor.perm"
+check "stop the taker" swtpm_ioctl "${C[@]}" --stop
+# A blob libtpms refuses fails INIT and changes nothing; a good one then still brings the TPM up.
+printf '\000\000\000\000P' >"$T/garbage.perm"
+check "load a blob that is no TPM state" swtpm_ioctl "${C[@]}" --load permanent "$T/garbage.perm"
+expect_fail "init with it fails" swtpm_ioctl "${C[@]}" -i
+check "load the donor's state" swtpm_ioctl "${C[@]}" --load permanent "$T/donor.perm"
+check "init with it works" swtpm_ioctl "${C[@]}" -i
+check "the taker now has the donor's EK" same_ek taker ek-donor
+stop_daemon taker
+sctpmd_start taker --ctrl-dialect swtpm --allow-platform
+check "... and keeps it after a restart" same_ek taker ek-donor
+stop_daemon taker
+stop_daemon donor
+
 # Without --allow-platform, platform operations from a TCP client are refused and logged.
 sctpmd_start locked --ctrl-dialect swtpm
 C=(--tcp "127.0.0.1:$((SCTPMD_PORT[locked] + 1))")

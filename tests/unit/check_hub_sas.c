@@ -281,6 +281,31 @@ START_TEST(test_sign_round_trip)
 }
 END_TEST
 
+/* Every expiry the builder writes (any non-negative int64) is read back (found by fuzz_sas). */
+START_TEST(test_expiry_range)
+{
+    static const int64_t expiries[] = {0, 7710162700553436160, INT64_MAX};
+    struct hub_sas *t = NULL;
+    char *tok = NULL;
+
+    for (size_t i = 0; i < sizeof(expiries) / sizeof(expiries[0]); i++) {
+        ck_assert_int_eq(hub_sas_sign(SR, expiries[i], key, sizeof(key), &tok), SCTPM_RC_SUCCESS);
+        ck_assert_int_eq(hub_sas_parse(tok, &t, NULL), SCTPM_RC_SUCCESS);
+        ck_assert_int_eq(t->expiry, expiries[i]);
+        ck_assert_int_eq(check_token(tok, key, NOW),
+                         expiries[i] < NOW - 30 ? SCTPM_RC_EXPIRED : SCTPM_RC_SUCCESS);
+        hub_sas_free(t);
+        free(tok);
+    }
+    /* One more than INT64_MAX is not a time. */
+    ck_assert_int_eq(hub_sas_parse("SharedAccessSignature sr=" SR "&sig=" SIG_ENC
+                                   "&se=9223372036854775808",
+                                   &t, NULL),
+                     SCTPM_RC_BAD_FORMAT);
+    ck_assert_ptr_null(t);
+}
+END_TEST
+
 /* Random bytes and truncations of a good token must never crash the parser (run under ASan). */
 START_TEST(test_garbage)
 {
@@ -334,6 +359,7 @@ int main(void)
     tcase_add_loop_test(tc, test_malformed, 0, sizeof(malformed) / sizeof(malformed[0]));
     tcase_add_test(tc, test_null_and_too_long);
     tcase_add_test(tc, test_sign_round_trip);
+    tcase_add_test(tc, test_expiry_range);
     tcase_add_test(tc, test_garbage);
     tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);

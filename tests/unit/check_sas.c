@@ -112,6 +112,9 @@ START_TEST(test_format_refuses_token_syntax)
     char *tok = NULL;
 
     ck_assert_int_eq(sas_format("a&b", 1, mac, sizeof(mac), NULL, &tok), SCTPM_RC_BAD_ARGUMENT);
+    /* The hub, like the service, would split a value at '=' (found by fuzz_sas). */
+    ck_assert_int_eq(sas_format("a=b", 1, mac, sizeof(mac), NULL, &tok), SCTPM_RC_BAD_ARGUMENT);
+    ck_assert_int_eq(sas_format("a", 1, mac, sizeof(mac), "x=y", &tok), SCTPM_RC_BAD_ARGUMENT);
     ck_assert_int_eq(sas_format("a b", 1, mac, sizeof(mac), NULL, &tok), SCTPM_RC_BAD_ARGUMENT);
     ck_assert_int_eq(sas_format("a\nb", 1, mac, sizeof(mac), NULL, &tok), SCTPM_RC_BAD_ARGUMENT);
     ck_assert_int_eq(sas_format("a\xc3\xa9", 1, mac, sizeof(mac), NULL, &tok),
