@@ -170,8 +170,12 @@ static int add_listener(struct server *srv, int fd, enum channel channel, int is
     return 0;
 }
 
+/*
+ * Listens on every address `addr` resolves to. With `optional`, an address family or address
+ * this host lacks (::1 without IPv6) is skipped rather than an error.
+ */
 static enum sctpm_rc listen_tcp(struct server *srv, const char *addr, uint16_t port,
-                                enum channel channel, char *err, size_t errlen)
+                                enum channel channel, int optional, char *err, size_t errlen)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV,
@@ -192,6 +196,9 @@ static enum sctpm_rc listen_tcp(struct server *srv, const char *addr, uint16_t p
         char host[64], name[96];
         int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0) {
+            if (optional) {
+                bound = 1;
+            }
             continue;
         }
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -202,7 +209,9 @@ static enum sctpm_rc listen_tcp(struct server *srv, const char *addr, uint16_t p
             int e = errno;
             close(fd);
             /* "localhost" may include ::1 on a host without IPv6: that one is optional. */
-            if (e == EADDRNOTAVAIL && ai->ai_family == AF_INET6 && ai->ai_next == NULL && bound) {
+            if (e == EADDRNOTAVAIL &&
+                (optional || (ai->ai_family == AF_INET6 && ai->ai_next == NULL && bound))) {
+                bound = 1;
                 continue;
             }
             getnameinfo(ai->ai_addr, ai->ai_addrlen, host, sizeof(host), NULL, 0, NI_NUMERICHOST);
@@ -364,9 +373,20 @@ enum sctpm_rc server_create(const struct server_config *cfg, struct server **out
             rc = SCTPM_RC_BAD_ARGUMENT;
             goto fail;
         }
-        rc = listen_tcp(srv, addr, cfg->port, CHANNEL_DATA, err, errlen);
-        if (rc == SCTPM_RC_SUCCESS) {
-            rc = listen_tcp(srv, addr, (uint16_t)(cfg->port + 1), CHANNEL_CTRL, err, errlen);
+        /*
+         * "localhost" means both loopback addresses, whatever /etc/hosts says (Debian maps
+         * ::1 to ip6-localhost only); ::1 is skipped on a host without IPv6.
+         */
+        int both = strcmp(addr, "localhost") == 0;
+        const char *first = both ? "127.0.0.1" : addr;
+        rc = SCTPM_RC_SUCCESS;
+        for (int ch = 0; ch < 2 && rc == SCTPM_RC_SUCCESS; ch++) {
+            uint16_t port = (uint16_t)(cfg->port + ch);
+            enum channel channel = ch == 0 ? CHANNEL_DATA : CHANNEL_CTRL;
+            rc = listen_tcp(srv, first, port, channel, 0, err, errlen);
+            if (rc == SCTPM_RC_SUCCESS && both) {
+                rc = listen_tcp(srv, "::1", port, channel, 1, err, errlen);
+            }
         }
         if (rc != SCTPM_RC_SUCCESS) {
             goto fail;

@@ -53,7 +53,8 @@ integration_tests = \
 	tests/integration/shim-tcti.sh
 TESTS += $(integration_tests)
 
-EXTRA_DIST += tests/run-test tests/integration/lib.sh tests/integration/sas-verify.py \
+EXTRA_DIST += tests/run-test tests/integration/lib.sh tests/integration/sas-verify.py tests/integration/secret-scan.py \
+	tests/integration/security.sh \
 	$(integration_tests)
 
 # The unit suites alone (CI runs them again in the sanitizer build).

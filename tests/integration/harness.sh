@@ -78,6 +78,41 @@ st=0; TMPDIR=$T "$RUN" "$T/inner-vg.sh" >"$T/inner-vg.out" 2>&1 || st=$?
 check "a valgrind report from a daemon fails the test (status $st)" test "$st" = 1
 check "... and is shown" grep -q "Invalid read of size 4" "$T/inner-vg.out"
 
+# 5b. With --track-fds=yes memcheck lists the descriptors open at exit: those the process
+# inherited are fine, one it opened and never closed fails the test, as does a sanitizer report
+# written to the test directory (sanitizer builds send reports there).
+cat >"$T/inner-fds.sh" <<'INNER'
+cat >"$SCTPM_TEST_DIR/valgrind.2.log" <<'LOG'
+==2== FILE DESCRIPTORS: 4 open (3 std) at exit.
+==2== Open file descriptor 9: /dev/null
+==2==    <inherited from parent>
+==2==
+LOG
+exit 0
+INNER
+st=0; TMPDIR=$T "$RUN" "$T/inner-fds.sh" >"$T/inner-fds.out" 2>&1 || st=$?
+check "inherited descriptors open at exit are not a finding (status $st)" test "$st" = 0
+cat >"$T/inner-fdleak.sh" <<'INNER'
+cat >"$SCTPM_TEST_DIR/valgrind.3.log" <<'LOG'
+==3== FILE DESCRIPTORS: 5 open (3 std) at exit.
+==3== Open AF_UNIX socket 7: <unknown>
+==3==    at 0x4955011: socket (syscall-template.S:120)
+==3==    by 0x109155: main (leak.c:2)
+==3==
+LOG
+exit 0
+INNER
+st=0; TMPDIR=$T "$RUN" "$T/inner-fdleak.sh" >"$T/inner-fdleak.out" 2>&1 || st=$?
+check "a descriptor opened and never closed fails the test (status $st)" test "$st" = 1
+cat >"$T/inner-asan.sh" <<'INNER'
+case $ASAN_OPTIONS in *log_path=$SCTPM_TEST_DIR/sanitizer.asan) ;; *) exit 3 ;; esac
+echo "ERROR: AddressSanitizer: heap-use-after-free" >"$SCTPM_TEST_DIR/sanitizer.asan.42"
+exit 0
+INNER
+st=0; TMPDIR=$T "$RUN" "$T/inner-asan.sh" >"$T/inner-asan.out" 2>&1 || st=$?
+check "a sanitizer report in the test directory fails the test (status $st)" test "$st" = 1
+check "... and is shown" grep -q "heap-use-after-free" "$T/inner-asan.out"
+
 # 6. Each test gets its own fresh directory, removed afterwards.
 check "the test directory exists and is private to this test" test -d "$T" -a -w "$T"
 check "inner test directories were removed" bash -c "! ls -d $T/sctpm-test.inner-* 2>/dev/null"

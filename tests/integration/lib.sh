@@ -72,7 +72,7 @@ wrap() {
         "$top_builddir"/*)
             echo "${VALGRIND:-valgrind}" --quiet --error-exitcode=97 --leak-check=full \
                 --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
-                --log-file="$T/valgrind.%p.log"
+                --track-fds=yes --log-file="$T/valgrind.%p.log"
             ;;
         esac
     fi
