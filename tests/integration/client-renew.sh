@@ -14,11 +14,14 @@ stream() { # stream LABEL TCTI SLOT
     local tr=$1 signed after401 distinct dev=dev-$1
     TC=$2 SLOT=$3 QUEUE=$T/queue-$1
     provision "$TC" "$SLOT" "$dev"
-    # Fifteen lines over seven seconds with three-second tokens, renewed after two: a token is
-    # used at most two seconds and stays valid for two more (one of them the hub's skew), which
-    # is room for a slow request. The pacing is the scenario, not synchronisation.
+    # Fifteen lines, each written once the one before has arrived and half a second has passed,
+    # with three-second tokens renewed after two: the stream lasts at least seven seconds of the
+    # client's own time however slow the machine (memcheck) is, so tokens are renewed within it.
+    # A token is used at most two seconds and stays valid for two more (one of them the hub's
+    # skew), which is room for a slow request.
     for i in $(seq 1 15); do
         echo "tick-$i"
+        poll 60 hub_has "$dev" "$i" || break
         sleep 0.5
     done | sc --token-ttl 3 --verbose run --no-c2d --exit-on-eof >"$T/out" 2>"$T/err"
     rc=$?
