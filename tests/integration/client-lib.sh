@@ -77,7 +77,7 @@ restart_hub() {
     shift
     start_daemon "$name" sctpm-hub --data "$HUB_DIR" --port "$HUB_PORT" --hostname "$HUB_HOST" "$@"
     HUBS+=("$name")
-    wait_port "$HUB_PORT" 30 || { show_log "$name"; hard_error "hub $name did not restart"; }
+    wait_port "$HUB_PORT" "$WAIT_DAEMON" || { show_log "$name"; hard_error "hub $name did not restart"; }
 }
 
 # no_secrets FILE KEY: FILE holds neither the device key nor any SAS signature.

@@ -17,7 +17,7 @@ start_hub() {
     HUB_PORT=$(free_port 1)
     start_daemon "$name" sctpm-hub --data "$dir" --port "$HUB_PORT" --hostname "$HUB_HOST" "$@"
     HUBS+=("$name")
-    wait_port "$HUB_PORT" 30 || { show_log "$name"; hard_error "hub $name did not start"; }
+    wait_port "$HUB_PORT" "$WAIT_DAEMON" || { show_log "$name"; hard_error "hub $name did not start"; }
 }
 
 # stop_hub NAME: stops a hub with TERM; it must exit 0 and its log must hold no sanitizer

@@ -61,9 +61,14 @@ poll() {
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-wait_port() { poll "${2:-20}" port_open "$1"; }
-wait_file() { poll "${2:-20}" test -e "$1"; }
-wait_socket() { poll "${2:-20}" test -S "$1"; }
+# The default readiness timeout: 20 s, or 120 s under memcheck, where a daemon's first start
+# (manufacturing RSA keys) takes tens of seconds. A timeout only matters when something is broken.
+# WAIT_DAEMON is for a daemon's start: 60 s, 180 s under memcheck.
+WAIT_DEFAULT=20 WAIT_DAEMON=60
+[ "${SCTPM_VALGRIND:-}" = 1 ] && WAIT_DEFAULT=120 WAIT_DAEMON=180
+wait_port() { poll "${2:-$WAIT_DEFAULT}" port_open "$1"; }
+wait_file() { poll "${2:-$WAIT_DEFAULT}" test -e "$1"; }
+wait_socket() { poll "${2:-$WAIT_DEFAULT}" test -S "$1"; }
 
 # Our own programs run under memcheck in `make check-valgrind`. Those we ship must also close
 # every descriptor they opened before they exit (--track-fds=yes); the test fixtures in tests/
@@ -127,7 +132,7 @@ sctpmd_start() {
     SCTPMD_PORT[$name]=$port
     start_daemon "$name" sctpmd --state "$T/$name.state" --port "$port" --unix "$T/$name.sock" \
         --foreground --fsync never "$@"
-    if ! wait_port $((port + 1)) 60 || ! wait_socket "$T/$name.sock.ctrl" 10; then
+    if ! wait_port $((port + 1)) "$WAIT_DAEMON" || ! wait_socket "$T/$name.sock.ctrl" 10; then
         show_log "$name"
         fail "sctpmd $name did not start"
     fi

@@ -86,7 +86,7 @@ check "sctpmd: the EK CA certificate stays readable (it is public)" test -r "$T/
 grp=$(id -gn)
 start_daemon grp sctpmd --state "$T/grp.state" --unix "$T/grp.sock" --no-tcp --unix-group "$grp" \
     --fsync never
-check "--no-tcp: up" wait_socket "$T/grp.sock.ctrl" 60
+check "--no-tcp: up" wait_socket "$T/grp.sock.ctrl" "$WAIT_DAEMON"
 check "--unix-group: the sockets are 0660" test "$(mode "$T/grp.sock")$(mode "$T/grp.sock.ctrl")" = 660660
 check "--unix-group: owned by $grp" test "$(stat -c %G "$T/grp.sock")" = "$grp"
 check "--no-tcp: no TCP listener at all" test -z "$(listening "$(daemon_pid grp)")"
@@ -100,7 +100,7 @@ check "... saying which group" bash -c "'$top_builddir/emulator/sctpmd' --state 
 # --listen localhost: loopback in both families (::1 only where this host has IPv6).
 p=$(free_port)
 start_daemon lh sctpmd --state "$T/lh.state" --port "$p" --listen localhost --no-rm --fsync never
-check "--listen localhost: up" wait_port $((p + 1)) 60
+check "--listen localhost: up" wait_port $((p + 1)) "$WAIT_DAEMON"
 check "--listen localhost: loopback only" only_loopback "$(daemon_pid lh)"
 # listens_on PID ADDR PORT: PID listens on exactly ADDR PORT (among others).
 listens_on() { listening "$1" | grep -xF "$2 $3" >/dev/null; }
@@ -112,7 +112,7 @@ stop_daemon lh
 # no traffic is sent to it.
 p=$(free_port)
 start_daemon any sctpmd --state "$T/any.state" --port "$p" --listen 0.0.0.0 --no-rm --fsync never
-check "--listen 0.0.0.0: up" wait_port $((p + 1)) 60
+check "--listen 0.0.0.0: up" wait_port $((p + 1)) "$WAIT_DAEMON"
 check "--listen 0.0.0.0: bound to every address, as asked" listens_on "$(daemon_pid any)" 0.0.0.0 $((p + 1))
 check "--listen 0.0.0.0: warns that it is beyond loopback" grep -q 'beyond loopback' "$T/any.log"
 stop_daemon any
