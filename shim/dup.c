@@ -15,6 +15,7 @@
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 #include <openssl/rand.h>
@@ -392,7 +393,10 @@ static enum sctpm_rc ecc_public(const TPMT_PUBLIC *parent, const struct curve *c
         rc = SCTPM_RC_BAD_FORMAT;
         goto out;
     }
-    /* A point off the curve would leak our ephemeral key to whoever chose it. */
+    /*
+     * A point off the curve, or of small order, would let whoever chose it guess Z, and with it
+     * the seed and the key.
+     */
     cctx = EVP_PKEY_CTX_new_from_pkey(NULL, *pkey, NULL);
     if (cctx == NULL || EVP_PKEY_public_check(cctx) != 1) {
         EVP_PKEY_free(*pkey);
@@ -722,6 +726,8 @@ out:
     explicit_bzero(hmac_key, sizeof(hmac_key));
     if (rc != SCTPM_RC_SUCCESS) {
         memset(out, 0, sizeof(*out));
+        /* `err` says what failed; leave no OpenSSL errors of ours on the caller's thread. */
+        ERR_clear_error();
     }
     return rc;
 }
