@@ -7,8 +7,10 @@
 . "$top_srcdir/tests/integration/lib.sh"
 
 verify() { python3 "$top_srcdir/tests/integration/sas-verify.py" "$@"; }
+# Provisioning (the key's wrapping and import) runs under memcheck in `make check-valgrind`.
 provision() { # provision TCTI SLOT CONNECTION-STRING
-    printf '%s' "$3" | sctpm --tcti "$1" provision --slot "$2" >"$T/prov.out" 2>"$T/prov.err"
+    # shellcheck disable=SC2046 # wrap prints a command line to split, or nothing
+    printf '%s' "$3" | $(wrap sctpm) sctpm --tcti "$1" provision --slot "$2" >"$T/prov.out" 2>"$T/prov.err"
 }
 HOST=hub-$RANDOM.azure-devices.net
 
@@ -160,7 +162,7 @@ ecc_flow() {
     check "$tr: tpm2_readpublic shows it" test "$(readpublic "$tc" 0x81000001 type)/$(readpublic "$tc" 0x81000001 curve-id)/$(readpublic "$tc" 0x81000001 name-alg)" = "ecc/NIST $curve/$halg"
     k=$(openssl rand -base64 32)
     check "$tr: provision slot $slot under the ECC SRK, tpm2-tss at trace level" \
-        env TSS2_LOG=all+trace bash -c "printf '%s' 'HostName=$HOST;DeviceId=dev-$slot;SharedAccessKey=$k' | sctpm --tcti '$tc' provision --slot $slot >'$T/prov.out' 2>'$T/prov.err'"
+        env TSS2_LOG=all+trace bash -c "printf '%s' 'HostName=$HOST;DeviceId=dev-$slot;SharedAccessKey=$k' | $(wrap sctpm) sctpm --tcti '$tc' provision --slot $slot >'$T/prov.out' 2>'$T/prov.err'"
     check "$tr: ... and tpm2-tss logged the import" grep -q 'Esys_Import' "$T/prov.err"
     check "$tr: ... without a byte of the key" \
         python3 "$top_srcdir/tests/integration/secret-scan.py" "$k" "$T/prov.err" "$T/prov.out"
@@ -190,5 +192,15 @@ ecc_flow ecc384-sctpmd "$E" 5 p384 sha384 -g sha384 -G ecc384:aes256cfb
 tok=$(sctpm --tcti "$E" token --slot 4 2>/dev/null)
 check "ecc-sctpmd: slot 4 still signs after its SRK was replaced" verify "$tok" "$(cat "$T/ecc-sctpmd.k4")" "$HOST/devices/dev-4"
 swtpm_start we
-ecc_flow ecc-swtpm "$(swtpm_tcti we)" 4 p256 sha256 -G ecc256:aes128cfb
+W=$(swtpm_tcti we)
+ecc_flow ecc-swtpm "$W" 4 p256 sha256 -G ecc256:aes128cfb
+# An SRK handle holding a key the blob cannot be made for (a signing key) is refused before
+# anything is imported, saying why; the slots are as they were.
+check "an ECDSA signing key persisted at 0x81000001" replace_srk "$W" -G ecc256:ecdsa \
+    -a 'fixedtpm|fixedparent|sensitivedataorigin|userwithauth|sign'
+expect_fail "provision under a signing key at 0x81000001 fails" provision "$W" 6 "HostName=$HOST;DeviceId=dev-6;SharedAccessKey=$(openssl rand -base64 32)"
+check "... saying the SRK is not a storage key" grep -q 'cannot be wrapped for the SRK at 0x81000001: the parent (attributes 0x[0-9a-f]*) is not a storage key' "$T/prov.err"
+expect_fail "... and slot 6 is not provisioned" sctpm --tcti "$W" token --slot 6
+tok=$(sctpm --tcti "$W" token --slot 4 2>/dev/null)
+check "... and slot 4 still signs" verify "$tok" "$(cat "$T/ecc-swtpm.k4")" "$HOST/devices/dev-4"
 finish
