@@ -37,16 +37,18 @@ tests_tcti_which_LDADD = shim/libselect.la common/libcommon.la $(TSS2_TCTILDR_LI
 # ---- libsctpm and the sctpm CLI ------------------------------------------------------------------
 # The library's code is the noinst libsctpm-core, which the CLI and the unit tests link
 # statically; libsctpm.la wraps it and exports only the sctpm_* API (shim/libsctpm.map).
-SHIM_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/shim $(TSS2_ESYS_CFLAGS) $(TSS2_RC_CFLAGS) \
-	$(TSS2_TCTILDR_CFLAGS) $(CRYPTO_CFLAGS) \
+SHIM_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/shim $(TSS2_ESYS_CFLAGS) $(TSS2_MU_CFLAGS) \
+	$(TSS2_RC_CFLAGS) $(TSS2_TCTILDR_CFLAGS) $(CRYPTO_CFLAGS) \
 	-DSCTPM_TPM_CA_BUNDLE='"$(pkgdatadir)/tpm-ca-bundle.pem"' \
 	-DSCTPM_TPM_CA_DIR='"$(sysconfdir)/sctpm/tpm-ca.d"'
-SHIM_LIBS = $(TSS2_ESYS_LIBS) $(TSS2_RC_LIBS) $(TSS2_TCTILDR_LIBS) $(CRYPTO_LIBS) -lpthread
+SHIM_LIBS = $(TSS2_ESYS_LIBS) $(TSS2_MU_LIBS) $(TSS2_RC_LIBS) $(TSS2_TCTILDR_LIBS) $(CRYPTO_LIBS) \
+	-lpthread
 
 noinst_LTLIBRARIES += shim/libsctpm-core.la
 shim_libsctpm_core_la_SOURCES = \
 	shim/connstr.c shim/connstr.h \
 	shim/ctx.c shim/ctx-priv.h \
+	shim/dup.c shim/dup.h \
 	shim/slot.c \
 	shim/status.c \
 	shim/token.c
@@ -81,12 +83,14 @@ shim_sctpm_LDADD = shim/libsctpm-core.la
 EXTRA_DIST += shim/libsctpm.map shim/sctpm.pc.in
 
 # Unit suites of the shim's pure parts (the TPM-facing parts are covered by shim-*.sh).
-shim_unit_tests = tests/unit/check_connstr
+shim_unit_tests = tests/unit/check_connstr tests/unit/check_dup
 check_PROGRAMS += $(shim_unit_tests)
 TESTS += $(shim_unit_tests)
 unit_tests += $(shim_unit_tests)
 tests_unit_check_connstr_CPPFLAGS = $(UNIT_CPPFLAGS) $(SHIM_CPPFLAGS)
 tests_unit_check_connstr_LDADD = shim/libsctpm-core.la $(UNIT_LIBS)
+tests_unit_check_dup_CPPFLAGS = $(UNIT_CPPFLAGS) $(SHIM_CPPFLAGS)
+tests_unit_check_dup_LDADD = shim/libsctpm-core.la $(UNIT_LIBS)
 
 # A test program of the public API (threads sharing a context, handles made stale by others).
 check_PROGRAMS += tests/sctpm-lib

@@ -3,7 +3,7 @@
  * Slots: a device identity imprinted into the TPM in the Windows IoT Core (Limpet) layout.
  *
  * Provisioning does everything that can fail on bad input or on a TPM that refuses us (parsing,
- * the SRK, creating and loading the new key, owner authorization) before it touches the slot,
+ * the SRK, importing and loading the new key, owner authorization) before it touches the slot,
  * and then replaces the slot with back-to-back commands: the identity string first (the old
  * one is kept in memory and written back if a later step fails), then the old key out and the
  * new key in. The only window in which a failure costs the old key is between those last two
@@ -20,6 +20,7 @@
 #include "log.h"
 #include "connstr.h"
 #include "ctx-priv.h"
+#include "dup.h"
 #include "tpmtmpl.h"
 
 /*
@@ -29,11 +30,6 @@
  */
 #define SLOT_NV_ATTRIBUTES                                                                         \
     (TPMA_NV_AUTHWRITE | TPMA_NV_AUTHREAD | TPMA_NV_OWNERREAD | TPMA_NV_NO_DA)
-
-/* The slot key: an HMAC-SHA256 key used with an empty password, never exported, no lockout. */
-#define SLOT_KEY_ATTRIBUTES                                                                        \
-    (TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_USERWITHAUTH |                   \
-     TPMA_OBJECT_NODA | TPMA_OBJECT_SIGN_ENCRYPT)
 
 static enum sctpm_rc check_slot(struct sctpm_ctx *ctx, unsigned int slot)
 {
@@ -355,64 +351,61 @@ static enum sctpm_rc ensure_srk(struct sctpm_ctx *ctx, ESYS_TR *srk)
 }
 
 /*
- * Creates the slot key under the SRK from `key` and loads it. The key travels to the TPM
- * encrypted: the session is salted with the SRK and encrypts the command's first parameter
- * (the sensitive data), so the key is never on the wire (a bus, a socket) in the clear.
+ * Imports the slot key `c->key` under the SRK and loads it. The duplication blob is built here,
+ * with OpenSSL, for the SRK's public key (dup.c), so the key never passes through tpm2-tss in
+ * the clear. TPM2_Create in a session with parameter encryption also kept the key off the wire,
+ * but ESYS encrypts the parameter itself and logs the plaintext at debug level, so a user
+ * debugging with TSS2_LOG=all+debug would have found the key in the log. The blob can only be
+ * opened with the SRK's private key, so it is harmless on the wire and in any log.
+ *
+ * The SRK may be ours (RSA, tmpl_srk()) or one another tool made (an ECC SRK is common):
+ * dup_hmac_key() takes its nameAlg, symmetric definition and key type from TPM2_ReadPublic.
  */
-static enum sctpm_rc create_key(struct sctpm_ctx *ctx, ESYS_TR srk, const struct connstr *c,
+static enum sctpm_rc import_key(struct sctpm_ctx *ctx, ESYS_TR srk, const struct connstr *c,
                                 ESYS_TR *loaded)
 {
-    TPMT_SYM_DEF sym = {.algorithm = TPM2_ALG_AES, .keyBits.aes = 128, .mode.aes = TPM2_ALG_CFB};
-    TPM2B_SENSITIVE_CREATE sens = {0};
-    TPM2B_PUBLIC pub = {0};
-    TPM2B_DATA outside = {0};
-    TPML_PCR_SELECTION pcrs = {0};
+    /* No inner wrapper: the outer wrapper already binds the blob to this SRK. */
+    TPMT_SYM_DEF_OBJECT no_inner = {.algorithm = TPM2_ALG_NULL};
+    TPM2B_DATA no_inner_key = {0};
+    TPM2B_PUBLIC *parent = NULL;
     TPM2B_PRIVATE *priv = NULL;
-    TPM2B_PUBLIC *outpub = NULL;
-    ESYS_TR session = ESYS_TR_NONE;
-    enum sctpm_rc rc = SCTPM_RC_SUCCESS;
+    struct dup_blob blob;
+    char why[CTX_ERR_MAX / 2];
+    enum sctpm_rc rc;
     TSS2_RC r;
 
     *loaded = ESYS_TR_NONE;
-    pub.publicArea.type = TPM2_ALG_KEYEDHASH;
-    pub.publicArea.nameAlg = TPM2_ALG_SHA256;
-    pub.publicArea.objectAttributes = SLOT_KEY_ATTRIBUTES;
-    pub.publicArea.parameters.keyedHashDetail.scheme.scheme = TPM2_ALG_HMAC;
-    pub.publicArea.parameters.keyedHashDetail.scheme.details.hmac.hashAlg = TPM2_ALG_SHA256;
-    sens.sensitive.data.size = (uint16_t)c->key_len;
-    memcpy(sens.sensitive.data.buffer, c->key, c->key_len);
-
-    r = Esys_StartAuthSession(ctx->esys, srk, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-                              ESYS_TR_NONE, NULL, TPM2_SE_HMAC, &sym, TPM2_ALG_SHA256, &session);
+    memset(&blob, 0, sizeof(blob));
+    r = Esys_ReadPublic(ctx->esys, srk, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &parent, NULL,
+                        NULL);
     if (r != TSS2_RC_SUCCESS) {
-        rc = ctx_tss(ctx, "starting a session salted with the SRK", r);
+        rc = ctx_tss(ctx, "reading the SRK's public area (TPM2_ReadPublic)", r);
         goto out;
     }
-    r = Esys_TRSess_SetAttributes(ctx->esys, session,
-                                  TPMA_SESSION_DECRYPT | TPMA_SESSION_CONTINUESESSION, 0xff);
-    if (r != TSS2_RC_SUCCESS) {
-        rc = ctx_tss(ctx, "setting the session's attributes", r);
+    why[0] = '\0';
+    rc = dup_hmac_key(&parent->publicArea, c->key, c->key_len, &blob, why, sizeof(why));
+    if (rc != SCTPM_RC_SUCCESS) {
+        rc = ctx_fail(ctx, rc, "the key cannot be wrapped for the SRK at 0x%08x: %s",
+                      SCTPM_SRK_HANDLE, why);
         goto out;
     }
-    r = Esys_Create(ctx->esys, srk, session, ESYS_TR_NONE, ESYS_TR_NONE, &sens, &pub, &outside,
-                    &pcrs, &priv, &outpub, NULL, NULL, NULL);
+    r = Esys_Import(ctx->esys, srk, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &no_inner_key,
+                    &blob.pub, &blob.duplicate, &blob.in_sym_seed, &no_inner, &priv);
     if (r != TSS2_RC_SUCCESS) {
-        rc = ctx_tss(ctx, "importing the key under the SRK (TPM2_Create)", r);
+        rc = ctx_tss(ctx, "importing the key under the SRK (TPM2_Import)", r);
         goto out;
     }
-    r = Esys_Load(ctx->esys, srk, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, priv, outpub,
+    r = Esys_Load(ctx->esys, srk, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, priv, &blob.pub,
                   loaded);
     if (r != TSS2_RC_SUCCESS) {
         *loaded = ESYS_TR_NONE;
         rc = ctx_tss(ctx, "loading the new key (TPM2_Load)", r);
+        goto out;
     }
+    rc = SCTPM_RC_SUCCESS;
 out:
-    explicit_bzero(&sens, sizeof(sens));
-    if (session != ESYS_TR_NONE) {
-        Esys_FlushContext(ctx->esys, session);
-    }
+    Esys_Free(parent);
     Esys_Free(priv);
-    Esys_Free(outpub);
     return rc;
 }
 
@@ -536,7 +529,7 @@ static enum sctpm_rc provision(struct sctpm_ctx *ctx, unsigned int slot, const c
     if (rc != SCTPM_RC_SUCCESS) {
         goto out;
     }
-    rc = create_key(ctx, srk, &c, &key);
+    rc = import_key(ctx, srk, &c, &key);
     connstr_wipe(&c);
     if (rc != SCTPM_RC_SUCCESS) {
         goto out;

@@ -50,11 +50,11 @@ integration_tests = \
 	tests/integration/shim-lib.sh \
 	tests/integration/shim-provision.sh \
 	tests/integration/shim-status.sh \
-	tests/integration/shim-tcti.sh
+	tests/integration/shim-tcti.sh \
+	tests/integration/security.sh
 TESTS += $(integration_tests)
 
 EXTRA_DIST += tests/run-test tests/integration/lib.sh tests/integration/sas-verify.py tests/integration/secret-scan.py \
-	tests/integration/security.sh \
 	$(integration_tests)
 
 # The unit suites alone (CI runs them again in the sanitizer build).
