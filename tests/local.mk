@@ -18,9 +18,12 @@ unit_tests = \
 	tests/unit/check_rc \
 	tests/unit/check_sas \
 	tests/unit/check_urlenc
-check_PROGRAMS += $(unit_tests) tests/freeport tests/testd tests/rawsend tests/tpm-client tests/ptybridge
+check_PROGRAMS += $(unit_tests) tests/freeport tests/testd tests/rawsend tests/tpm-client tests/ptybridge \
+	tests/nv-crash
 tests_tpm_client_CFLAGS = $(AM_CFLAGS) $(TSS2_ESYS_CFLAGS) $(TSS2_TCTILDR_CFLAGS) $(CRYPTO_CFLAGS)
 tests_tpm_client_LDADD = $(TSS2_ESYS_LIBS) $(TSS2_TCTILDR_LIBS) $(CRYPTO_LIBS)
+tests_nv_crash_CFLAGS = $(tests_tpm_client_CFLAGS)
+tests_nv_crash_LDADD = $(tests_tpm_client_LDADD)
 TESTS += $(unit_tests)
 
 tests_unit_check_base64_CPPFLAGS = $(UNIT_CPPFLAGS)

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Crash loop for sctpmd (issue #9): N rounds (default 200) of an NV-write-heavy workload killed
+# with SIGKILL at a random moment. After each kill the daemon is started again on the same state,
+# and a round passes when
+#   - the state loads: the daemon starts and answers;
+#   - every NV write a client saw acknowledged is there: each index holds the last acknowledged
+#     value, or the value of the one write that was in flight (an orderly counter, kept in RAM,
+#     holds at least the last acknowledged value).
+#
+# The workload is tests/nv-crash: five writers at once, one per NV index (an ordinary index
+# rewritten whole, one rewritten in 256-byte chunks, a counter, an orderly counter, a SHA-256
+# extend index), each through tpm2-tss ESAPI over a different transport (mssim and swtpm
+# protocols over TCP and Unix sockets, rotating each round). Before every command a writer
+# records, as a file renamed into place, what the TPM last acknowledged and what the command will
+# leave. The kill comes 0..--max-delay ms after every writer is under way.
+#
+# Two states take turns, one plain and one encrypted with --key-file, and each state's daemon
+# alternates --fsync always and never every other round. After the last round both daemons are
+# stopped with SIGTERM and must exit cleanly. Options: see tests/crashloop/lib.sh.
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+. "$top_srcdir/tests/integration/lib.sh"
+
+STATES="plain enc"
+NINDEX=5
+head -c 32 /dev/urandom >"$T/enc.key"
+declare -A FSYNC=() PID_OF=()
+
+# fsync_for ROUND: the --fsync mode a state's daemon runs with in ROUND (rounds of one state are
+# two apart, so every state sees both modes).
+fsync_for() { if (((($1 - 1) / 2) % 2 == 0)); then echo always; else echo never; fi; }
+
+# state_for ROUND: plain in odd rounds, enc in even ones.
+state_for() { if (($1 % 2 == 1)); then echo plain; else echo enc; fi; }
+
+# up STATE FSYNC: starts STATE's daemon and waits until it listens; returns 1 when it exits or
+# does not listen within 60 s (the state did not load).
+up() {
+    local s=$1 port=${SCTPMD_PORT[$1]:-$(free_port)} key=()
+    SCTPMD_PORT[$s]=$port
+    FSYNC[$s]=$2
+    [ "$s" = enc ] && key=(--key-file "$T/enc.key")
+    start_daemon "$s" sctpmd --state "$T/$s.state" --port "$port" --unix "$T/$s.sock" \
+        --foreground --fsync "$2" "${key[@]}"
+    # The TCP control port opens last; the Unix sockets of a killed daemon are still on disk.
+    poll 60 listening_or_gone "$s" && port_open $((port + 1))
+}
+listening_or_gone() { port_open $((SCTPMD_PORT[$1] + 1)) || ! kill -0 "$(daemon_pid "$1")" 2>/dev/null; }
+
+# transport ROUND I: the transport of writer I (or, with I=check, the checker) in ROUND.
+transport() {
+    local t=($TRANSPORTS) i=$2
+    [ "$i" = check ] && i=$NINDEX
+    echo "${t[$((($1 + i) % 4))]}"
+}
+
+# keep_round LABEL STATE: the evidence of a failed round of STATE.
+keep_round() {
+    evidence "$1" "$T/$2.state" "$T/$2.ack" "$T/$2.log" "$T"/w[0-9].* "$T/check.out" "$T/check.err"
+}
+
+# Both states: a first start, the indices defined and written once (acknowledged, recorded).
+for s in $STATES; do
+    up "$s" "$(fsync_for $([ "$s" = plain ] && echo 1 || echo 2))" || { show_log "$s"; hard_error "sctpmd $s did not start"; }
+    mkdir -p "$T/$s.ack"
+    $(wrap nv-crash) nv-crash define "$(tcti "$s" mssim-tcp)" "$T/$s.ack" >"$T/define.out" 2>&1 ||
+        { cat "$T/define.out"; show_log "$s"; hard_error "cannot define the NV indices on $s"; }
+done
+
+echo "# crashloop sctpmd: $ROUNDS rounds, kills 0..$MAX_DELAY ms into the work, seed $SEED"
+total=0 inflight=0 refused=0
+for round in $(seq "$ROUNDS"); do
+    s=$(state_for "$round")
+    rm -f "$T"/w[0-9].*
+    pids=()
+    for ((i = 0; i < NINDEX; i++)); do
+        $(wrap nv-crash) nv-crash write "$(tcti "$s" "$(transport "$round" "$i")")" "$T/$s.ack" \
+            $(printf '%08x' $((0x01500100 + i))) "$T/w$i.ready" >"$T/w$i.out" 2>"$T/w$i.err" &
+        pids+=($!)
+    done
+    all_ready() { local i; for ((i = 0; i < NINDEX; i++)); do [ -e "$T/w$i.ready" ] || return 1; done; }
+    if ! poll 60 all_ready; then
+        echo "FAIL: round $round ($s): the writers did not get under way" >&2
+        tail -n 3 "$T"/w[0-9].err >&2
+        keep_round "round-$round" "$s"
+        break
+    fi
+    d=$(delay_ms)
+    sleep "$(secs "$d")"
+    stop_daemon "$s" KILL || true
+    # A writer stops at its first failed command; the kill closed every connection.
+    all_gone() { local p; for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && return 1; done; return 0; }
+    if ! poll 60 all_gone; then
+        echo "FAIL: round $round ($s): a writer is still running 60 s after the kill" >&2
+        keep_round "round-$round" "$s"
+        break
+    fi
+    acked=0 bad=0
+    for ((i = 0; i < NINDEX; i++)); do
+        st=0
+        wait "${pids[$i]}" || st=$?
+        n=$(sed -n 's/^acked \([0-9]*\)$/\1/p' "$T/w$i.out")
+        acked=$((acked + ${n:-0}))
+        if [ "$st" = 3 ]; then
+            # Not a crash: the TPM answered a command with an error.
+            echo "FAIL: round $round ($s): writer $i: $(tail -n 1 "$T/w$i.err")" >&2
+            bad=1
+        elif [ "$st" != 0 ]; then
+            echo "FAIL: round $round ($s): writer $i exited $st: $(tail -n 1 "$T/w$i.err")" >&2
+            bad=1
+        fi
+    done
+    total=$((total + acked))
+    next=$(fsync_for $((round + 2)))
+    if ! up "$s" "$next"; then
+        echo "FAIL: round $round ($s): the state does not load after the kill" >&2
+        show_log "$s" >&2
+        keep_round "round-$round" "$s"
+        break
+    fi
+    if ! $(wrap nv-crash) nv-crash check "$(tcti "$s" "$(transport "$round" check)")" "$T/$s.ack" \
+        >"$T/check.out" 2>"$T/check.err"; then
+        echo "FAIL: round $round ($s): an acknowledged write is missing" >&2
+        cat "$T/check.err" >&2
+        bad=1
+    fi
+    landed=$(grep -c 'in flight$' "$T/check.out")
+    inflight=$((inflight + landed))
+    if [ "$bad" = 1 ]; then
+        keep_round "round-$round" "$s"
+    fi
+    say "round $round/$ROUNDS $s fsync=$(fsync_for "$round"): killed at ${d} ms, $acked writes acknowledged, $landed in flight landed: $([ "$bad" = 1 ] && echo FAILED || echo ok)"
+done
+
+# Both daemons are running (restarted after their last kill): an orderly stop saves and exits 0.
+for s in $STATES; do
+    if ! stop_daemon "$s"; then
+        echo "FAIL: sctpmd $s did not stop cleanly" >&2
+        show_log "$s" >&2
+        keep_round "stop-$s" "$s"
+    fi
+done
+echo "crashloop sctpmd: $round rounds, $total writes acknowledged, $inflight in-flight writes landed, $FAILURES failures, $SECONDS s"
+[ "$FAILURES" = 0 ] && [ "$round" = "$ROUNDS" ]
