@@ -39,8 +39,8 @@
 #include <tss2/tss2_esys.h>
 #include <tss2/tss2_tctildr.h>
 
-#define CHUNK 256
-#define MAX_SIZE 1024
+#define CHUNK      256
+#define MAX_SIZE   1024
 #define READ_PIECE 512
 
 enum kind { ORDINARY, CHUNKED, COUNTER, ORDERLY_COUNTER, EXTEND };
@@ -53,11 +53,11 @@ struct index {
 };
 
 static const struct index indices[] = {
-    {0x01500100, ORDINARY, 64, "ordinary"},
-    {0x01500101, CHUNKED, 1024, "chunked"},
-    {0x01500102, COUNTER, 8, "counter"},
-    {0x01500103, ORDERLY_COUNTER, 8, "orderly-counter"},
-    {0x01500104, EXTEND, 32, "extend"},
+    {0x01500100, ORDINARY, 64, "ordinary"},              /* rewritten whole */
+    {0x01500101, CHUNKED, 1024, "chunked"},              /* one 256-byte chunk at a time */
+    {0x01500102, COUNTER, 8, "counter"},                 /* TPM2_NV_Increment */
+    {0x01500103, ORDERLY_COUNTER, 8, "orderly-counter"}, /* in RAM, saved now and then */
+    {0x01500104, EXTEND, 32, "extend"},                  /* TPM2_NV_Extend, SHA-256 */
 };
 #define NINDICES (sizeof(indices) / sizeof(indices[0]))
 
@@ -143,6 +143,20 @@ static const char *hex(const struct value *v, char *out)
     return out;
 }
 
+/* The start of a value, for a message: whole values are in the ack files. */
+static const char *brief(const struct value *v, char *out)
+{
+    struct value head = *v;
+
+    if (head.len > 16) {
+        head.len = 16;
+        hex(&head, out);
+        sprintf(out + 32, "... (%u bytes)", v->len);
+        return out;
+    }
+    return hex(v, out);
+}
+
 static int unhex(const char *s, struct value *v)
 {
     size_t n = strlen(s);
@@ -220,8 +234,7 @@ static int load(const char *dir, const struct index *ix, struct value *acked,
 
 static TSS2_RC nv_handle(struct tpm *t, const struct index *ix, ESYS_TR *tr)
 {
-    return Esys_TR_FromTPMPublic(t->esys, ix->handle, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-                                 tr);
+    return Esys_TR_FromTPMPublic(t->esys, ix->handle, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, tr);
 }
 
 static TSS2_RC nv_read(struct tpm *t, const struct index *ix, ESYS_TR tr, struct value *v)
@@ -331,9 +344,8 @@ static int cmd_define(struct tpm *t, const char *dir)
     for (size_t i = 0; i < NINDICES; i++) {
         const struct index *ix = &indices[i];
         TPMA_NV attrs = TPMA_NV_OWNERWRITE | TPMA_NV_OWNERREAD | TPMA_NV_NO_DA;
-        TPM2B_NV_PUBLIC pub = {.nvPublic = {.nvIndex = ix->handle,
-                                            .nameAlg = TPM2_ALG_SHA256,
-                                            .dataSize = ix->size}};
+        TPM2B_NV_PUBLIC pub = {
+            .nvPublic = {.nvIndex = ix->handle, .nameAlg = TPM2_ALG_SHA256, .dataSize = ix->size}};
         TPM2B_AUTH auth = {.size = 0};
         struct value cur = {.len = ix->size}, next;
         TPM2B_MAX_NV_BUFFER data;
@@ -457,8 +469,8 @@ static int cmd_check(struct tpm *t, const char *dir)
             fprintf(stderr,
                     "nv-crash: %08x (%s) lost an acknowledged write:\n"
                     "  holds        %s\n  acknowledged %s\n  in flight    %s\n",
-                    ix->handle, ix->name, hex(&got, g), hex(&acked, a),
-                    has_inflight ? hex(&inflight, f) : "- (any value from the acknowledged on)");
+                    ix->handle, ix->name, brief(&got, g), brief(&acked, a),
+                    has_inflight ? brief(&inflight, f) : "- (any value from the acknowledged on)");
             status = 1;
         }
         printf("%08x %s: %s\n", ix->handle, ix->name, which);

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the crash loops (tests/crashloop/*.sh); sourced first thing, before
 # tests/integration/lib.sh, with the script's arguments.
 #
@@ -12,6 +13,8 @@
 #   --seed N          SCTPM_CRASHLOOP_SEED       seeds $RANDOM: the same kill delays again
 #   --keep DIR        SCTPM_CRASHLOOP_KEEP       where a failure's evidence goes (default $TMPDIR)
 #   --quiet                                      no line per round, only failures and the summary
+#   --inject FAULT[,FAULT]                       for the test of the test: make a fault the loop
+#                                                must report (see each script)
 #
 # On a failure the state, the logs and the records of what was acknowledged are copied to a new
 # directory under the --keep directory, named in the output; the temporary directory itself is
@@ -33,6 +36,7 @@ MAX_DELAY=${SCTPM_CRASHLOOP_MAX_DELAY:-1000}
 SEED=${SCTPM_CRASHLOOP_SEED:-$(($(date +%s%N) % 1000000))}
 KEEP_BASE=${SCTPM_CRASHLOOP_KEEP:-${TMPDIR:-/tmp}}
 QUIET=0
+INJECT=,
 while [ $# -gt 0 ]; do
     case $1 in
     --rounds) ROUNDS=$2; shift 2 ;;
@@ -40,7 +44,11 @@ while [ $# -gt 0 ]; do
     --seed) SEED=$2; shift 2 ;;
     --keep) KEEP_BASE=$2; shift 2 ;;
     --quiet) QUIET=1; shift ;;
-    *) echo "usage: $0 [--rounds N] [--max-delay MS] [--seed N] [--keep DIR] [--quiet]" >&2; exit 99 ;;
+    --inject) INJECT=,$2,; shift 2 ;;
+    *)
+        echo "usage: $0 [--rounds N] [--max-delay MS] [--seed N] [--keep DIR] [--quiet] [--inject FAULT]" >&2
+        exit 99
+        ;;
     esac
 done
 [[ $ROUNDS =~ ^[0-9]+$ && $ROUNDS -ge 1 ]] || { echo "--rounds: a positive number" >&2; exit 99; }
@@ -49,6 +57,10 @@ done
 RANDOM=$SEED
 FAILURES=0
 KEPT=
+LOOP=$(basename "$0" .sh)
+
+# injected FAULT: --inject named FAULT.
+injected() { [[ $INJECT == *,$1,* ]]; }
 
 # delay_ms: a random kill delay, 0..MAX_DELAY ms.
 delay_ms() { echo $(((RANDOM * 32768 + RANDOM) % (MAX_DELAY + 1))); }
@@ -66,8 +78,11 @@ evidence() {
     shift
     FAILURES=$((FAILURES + 1))
     if [ -z "$KEPT" ]; then
-        mkdir -p "$KEEP_BASE" && KEPT=$(mktemp -d "$KEEP_BASE/sctpm-crashloop-${SCTPM_TEST_NAME%.*}.XXXXXX") ||
-            { echo "FAIL: cannot create a directory under $KEEP_BASE for the evidence" >&2; return; }
+        if ! mkdir -p "$KEEP_BASE" || ! KEPT=$(mktemp -d "$KEEP_BASE/sctpm-crashloop-$LOOP.XXXXXX"); then
+            echo "FAIL: cannot create a directory under $KEEP_BASE for the evidence" >&2
+            KEPT=
+            return
+        fi
     fi
     mkdir -p "$KEPT/$label"
     # Sockets are not worth keeping (and cp reports them).

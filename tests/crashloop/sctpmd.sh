@@ -16,14 +16,16 @@
 #
 # Two states take turns, one plain and one encrypted with --key-file, and each state's daemon
 # alternates --fsync always and never every other round. After the last round both daemons are
-# stopped with SIGTERM and must exit cleanly. Options: see tests/crashloop/lib.sh.
+# stopped with SIGTERM and must exit cleanly. Options: see tests/crashloop/lib.sh; the faults
+# --inject makes, to show that the loop reports them: rollback (round 1's kill is followed by
+# putting back the state from before the round, once a write was acknowledged) and corrupt (a
+# byte of the state changed after round 2's kill).
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 . "$top_srcdir/tests/integration/lib.sh"
 
 STATES="plain enc"
 NINDEX=5
 head -c 32 /dev/urandom >"$T/enc.key"
-declare -A FSYNC=() PID_OF=()
 
 # fsync_for ROUND: the --fsync mode a state's daemon runs with in ROUND (rounds of one state are
 # two apart, so every state sees both modes).
@@ -35,9 +37,8 @@ state_for() { if (($1 % 2 == 1)); then echo plain; else echo enc; fi; }
 # up STATE FSYNC: starts STATE's daemon and waits until it listens; returns 1 when it exits or
 # does not listen within 60 s (the state did not load).
 up() {
-    local s=$1 port=${SCTPMD_PORT[$1]:-$(free_port)} key=()
+    local s=$1 port=${SCTPMD_PORT[$1]:-$(free_port 2)} key=()
     SCTPMD_PORT[$s]=$port
-    FSYNC[$s]=$2
     [ "$s" = enc ] && key=(--key-file "$T/enc.key")
     start_daemon "$s" sctpmd --state "$T/$s.state" --port "$port" --unix "$T/$s.sock" \
         --foreground --fsync "$2" "${key[@]}"
@@ -48,33 +49,41 @@ listening_or_gone() { port_open $((SCTPMD_PORT[$1] + 1)) || ! kill -0 "$(daemon_
 
 # transport ROUND I: the transport of writer I (or, with I=check, the checker) in ROUND.
 transport() {
-    local t=($TRANSPORTS) i=$2
+    local t i=$2
+    read -ra t <<<"$TRANSPORTS"
     [ "$i" = check ] && i=$NINDEX
     echo "${t[$((($1 + i) % 4))]}"
 }
 
 # keep_round LABEL STATE: the evidence of a failed round of STATE.
 keep_round() {
-    evidence "$1" "$T/$2.state" "$T/$2.ack" "$T/$2.log" "$T"/w[0-9].* "$T/check.out" "$T/check.err"
+    evidence "$1" "$T/$2.state" "$T/$2.ack" "$T/$2.ack.before-check" "$T/$2.log" "$T"/w[0-9].* "$T/check.out" "$T/check.err"
 }
 
 # Both states: a first start, the indices defined and written once (acknowledged, recorded).
 for s in $STATES; do
-    up "$s" "$(fsync_for $([ "$s" = plain ] && echo 1 || echo 2))" || { show_log "$s"; hard_error "sctpmd $s did not start"; }
+    first_round=1
+    [ "$s" = enc ] && first_round=2
+    up "$s" "$(fsync_for "$first_round")" || { show_log "$s"; hard_error "sctpmd $s did not start"; }
     mkdir -p "$T/$s.ack"
     $(wrap nv-crash) nv-crash define "$(tcti "$s" mssim-tcp)" "$T/$s.ack" >"$T/define.out" 2>&1 ||
         { cat "$T/define.out"; show_log "$s"; hard_error "cannot define the NV indices on $s"; }
 done
 
 echo "# crashloop sctpmd: $ROUNDS rounds, kills 0..$MAX_DELAY ms into the work, seed $SEED"
-total=0 inflight=0 refused=0
+total=0 inflight=0
 for round in $(seq "$ROUNDS"); do
     s=$(state_for "$round")
     rm -f "$T"/w[0-9].*
+    if injected rollback && [ "$round" = 1 ]; then
+        rm -rf "$T/rollback.state"
+        cp -a "$T/$s.state" "$T/rollback.state"
+        first=$(cut -d' ' -f1 "$T/$s.ack/01500100")
+    fi
     pids=()
     for ((i = 0; i < NINDEX; i++)); do
         $(wrap nv-crash) nv-crash write "$(tcti "$s" "$(transport "$round" "$i")")" "$T/$s.ack" \
-            $(printf '%08x' $((0x01500100 + i))) "$T/w$i.ready" >"$T/w$i.out" 2>"$T/w$i.err" &
+            "$(printf '%08x' $((0x01500100 + i)))" "$T/w$i.ready" >"$T/w$i.out" 2>"$T/w$i.err" &
         pids+=($!)
     done
     all_ready() { local i; for ((i = 0; i < NINDEX; i++)); do [ -e "$T/w$i.ready" ] || return 1; done; }
@@ -83,6 +92,10 @@ for round in $(seq "$ROUNDS"); do
         tail -n 3 "$T"/w[0-9].err >&2
         keep_round "round-$round" "$s"
         break
+    fi
+    if injected rollback && [ "$round" = 1 ]; then
+        acked_one() { [ "$(cut -d' ' -f1 "$T/$s.ack/01500100")" != "$first" ]; }
+        poll 60 acked_one
     fi
     d=$(delay_ms)
     sleep "$(secs "$d")"
@@ -110,13 +123,23 @@ for round in $(seq "$ROUNDS"); do
         fi
     done
     total=$((total + acked))
+    if injected rollback && [ "$round" = 1 ]; then
+        cp "$T/rollback.state/tpm2-permall" "$T/$s.state/tpm2-permall"
+    fi
+    if injected corrupt && [ "$round" = 2 ]; then
+        printf '\377' | dd of="$T/$s.state/tpm2-permall" bs=1 seek=100 conv=notrunc status=none
+    fi
     next=$(fsync_for $((round + 2)))
     if ! up "$s" "$next"; then
         echo "FAIL: round $round ($s): the state does not load after the kill" >&2
         show_log "$s" >&2
         keep_round "round-$round" "$s"
+        stop_daemon "$s" KILL || true
         break
     fi
+    # The check rewrites the ack files with what it finds; the evidence keeps them as they were.
+    rm -rf "$T/$s.ack.before-check"
+    cp -a "$T/$s.ack" "$T/$s.ack.before-check"
     if ! $(wrap nv-crash) nv-crash check "$(tcti "$s" "$(transport "$round" check)")" "$T/$s.ack" \
         >"$T/check.out" 2>"$T/check.err"; then
         echo "FAIL: round $round ($s): an acknowledged write is missing" >&2
@@ -133,6 +156,7 @@ done
 
 # Both daemons are running (restarted after their last kill): an orderly stop saves and exits 0.
 for s in $STATES; do
+    [ -n "${DAEMON_PID[$s]:-}" ] || continue
     if ! stop_daemon "$s"; then
         echo "FAIL: sctpmd $s did not stop cleanly" >&2
         show_log "$s" >&2
