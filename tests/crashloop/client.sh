@@ -155,6 +155,7 @@ keep_all() {
 
 read -ra TRS <<<"$TRANSPORTS"
 echo "# crashloop sctpm-client: $ROUNDS rounds, kills 0..$MAX_DELAY ms into the work, seed $SEED"
+flush_kills=0 run_kills=0
 for round in $(seq "$ROUNDS"); do
     set_client "$(tcti s "${TRS[$((round % 4))]}")"
     start=$(now_ms)
@@ -182,6 +183,7 @@ for round in $(seq "$ROUNDS"); do
         until_ms $((start + d1)) "${CLIENT[@]}" flush "${batch[@]}" --timeout 60 \
             >/dev/null 2>>"$T/flush.err" || st=$?
         wait "$spid"
+        [ "$st" = 137 ] && flush_kills=$((flush_kills + 1))
         what="backlog $n, flush${batch:+ --batch} $(status_of "$st") at $d1 ms, sender killed at $d2 ms"
         ;;
     0)
@@ -195,6 +197,7 @@ for round in $(seq "$ROUNDS"); do
         stdin_feed "r$round" | until_ms $((start + d1)) "${CLIENT[@]}" run --watch "$WATCH" --stdin \
             --no-c2d "${batch[@]}" >/dev/null 2>>"$T/run.err" || st=$?
         wait "$spid" "$dpid"
+        [ "$st" = 137 ] && run_kills=$((run_kills + 1))
         what="run${batch:+ --batch} $(status_of "$st") at $d1 ms, sender killed at $d2 ms"
         ;;
     esac
@@ -294,7 +297,7 @@ bad=0
 [ "${queued_left:-x}" = 0 ] || { echo "FAIL: the queue is not empty: $(cat "$T/queue.out")" >&2; bad=1; }
 [ "$bad" = 0 ] || keep_all final
 echo "crashloop sctpm-client: $round rounds, $accepted messages accepted by send, $n_dropped files dropped," \
-    "$killed sends killed, $stdin_lines lines from run's input; $(wc -l <"$T/arrived") arrived," \
-    "$lost lost, $dups duplicated; $FAILURES failures, $SECONDS s"
+    "$stdin_lines lines taken by run; $killed sends, $flush_kills flushes, $run_kills runs killed;" \
+    "$(wc -l <"$T/arrived") arrived, $lost lost, $dups duplicated; $FAILURES failures, $SECONDS s"
 [ "$FAILURES" = 0 ] && [ "$round" = "$ROUNDS" ] || exit 1
 finish_hubs

@@ -12,7 +12,9 @@
 # extend index), each through tpm2-tss ESAPI over a different transport (mssim and swtpm
 # protocols over TCP and Unix sockets, rotating each round). Before every command a writer
 # records, as a file renamed into place, what the TPM last acknowledged and what the command will
-# leave. The kill comes 0..--max-delay ms after every writer is under way.
+# leave. The kill comes 0..--max-delay ms after every writer is under way; in every fifth round
+# a SIGTERM comes first and the SIGKILL 0..10 ms later (cutting the orderly shutdown short, or
+# not), and now and then (rounds 3, 10, 17...) the restart is killed as well, 0..40 ms in.
 #
 # Two states take turns, one plain and one encrypted with --key-file, and each state's daemon
 # alternates --fsync always and never every other round. After the last round both daemons are
@@ -44,6 +46,15 @@ up() {
         --foreground --fsync "$2" "${key[@]}"
     # The TCP control port opens last; the Unix sockets of a killed daemon are still on disk.
     poll 60 listening_or_gone "$s" && port_open $((port + 1))
+}
+# up_and_killed STATE FSYNC MS: starts STATE's daemon and kills it MS ms later, ready or not.
+up_and_killed() {
+    local key=()
+    [ "$1" = enc ] && key=(--key-file "$T/enc.key")
+    start_daemon "$1" sctpmd --state "$T/$1.state" --port "${SCTPMD_PORT[$1]}" --unix "$T/$1.sock" \
+        --foreground --fsync "$2" "${key[@]}"
+    sleep "$(secs "$3")"
+    stop_daemon "$1" KILL || true
 }
 listening_or_gone() { port_open $((SCTPMD_PORT[$1] + 1)) || ! kill -0 "$(daemon_pid "$1")" 2>/dev/null; }
 
@@ -99,7 +110,17 @@ for round in $(seq "$ROUNDS"); do
     fi
     d=$(delay_ms)
     sleep "$(secs "$d")"
-    stop_daemon "$s" KILL || true
+    how="killed at $d ms"
+    if ((round % 5 == 0)); then
+        # Every fifth round: SIGTERM first, so the kill may cut the orderly shutdown short.
+        pause=$((RANDOM % 11))
+        kill -TERM "$(daemon_pid "$s")"
+        sleep "$(secs "$pause")"
+        how="TERM at $d ms, KILL $pause ms later"
+    fi
+    st=0
+    stop_daemon "$s" KILL || st=$?
+    [ "$st" = 0 ] && how="TERM at $d ms, stopped"
     # A writer stops at its first failed command; the kill closed every connection.
     all_gone() { local p; for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && return 1; done; return 0; }
     if ! poll 60 all_gone; then
@@ -130,6 +151,12 @@ for round in $(seq "$ROUNDS"); do
         printf '\377' | dd of="$T/$s.state/tpm2-permall" bs=1 seek=100 conv=notrunc status=none
     fi
     next=$(fsync_for $((round + 2)))
+    if ((round % 7 == 3)); then
+        # Now and then the restart is killed too, while it starts (TPM2_Startup writes NV).
+        pause=$((RANDOM % 41))
+        up_and_killed "$s" "$next" "$pause"
+        how="$how, restart killed at $pause ms"
+    fi
     if ! up "$s" "$next"; then
         echo "FAIL: round $round ($s): the state does not load after the kill" >&2
         show_log "$s" >&2
@@ -151,7 +178,7 @@ for round in $(seq "$ROUNDS"); do
     if [ "$bad" = 1 ]; then
         keep_round "round-$round" "$s"
     fi
-    say "round $round/$ROUNDS $s fsync=$(fsync_for "$round"): killed at ${d} ms, $acked writes acknowledged, $landed in flight landed: $([ "$bad" = 1 ] && echo FAILED || echo ok)"
+    say "round $round/$ROUNDS $s fsync=$(fsync_for "$round"): $how, $acked writes acknowledged, $landed in flight landed: $([ "$bad" = 1 ] && echo FAILED || echo ok)"
 done
 
 # Both daemons are running (restarted after their last kill): an orderly stop saves and exits 0.
