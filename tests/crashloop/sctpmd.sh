@@ -15,6 +15,8 @@
 # leave. The kill comes 0..--max-delay ms after every writer is under way; in every fifth round
 # a SIGTERM comes first and the SIGKILL 0..10 ms later (cutting the orderly shutdown short, or
 # not), and now and then (rounds 3, 10, 17...) the restart is killed as well, 0..40 ms in.
+# Every tenth round (9, 19...) also kills the first start of a new state (which manufactures the
+# TPM) 0..--max-delay/2 ms in: the next start must bring up a whole TPM (SRK, EKs, certificates).
 #
 # Two states take turns, one plain and one encrypted with --key-file, and each state's daemon
 # alternates --fsync always and never every other round. After the last round both daemons are
@@ -58,6 +60,52 @@ up_and_killed() {
 }
 listening_or_gone() { port_open $((SCTPMD_PORT[$1] + 1)) || ! kill -0 "$(daemon_pid "$1")" 2>/dev/null; }
 
+# manufactured: the new TPM is whole: the SRK and both EKs are persistent, with both EK
+# certificates in NV.
+manufactured() {
+    local tc h persistent nv
+    tc=$(tcti fresh mssim-tcp)
+    # Whole outputs first: grep -q stops reading early, and pipefail would count that.
+    persistent=$(TPM2TOOLS_TCTI=$tc tpm2_getcap handles-persistent) || return 1
+    nv=$(TPM2TOOLS_TCTI=$tc tpm2_getcap handles-nv-index) || return 1
+    for h in 0x81000001 0x81010001 0x81010002; do
+        grep -qix -- "- $h" <<<"$persistent" || { echo "no persistent handle $h" >&2; return 1; }
+    done
+    for h in 0x1c00002 0x1c0000a; do
+        grep -qix -- "- $h" <<<"$nv" || { echo "no NV index $h" >&2; return 1; }
+    done
+}
+
+# first_start_killed ROUND: a new state's first start (the TPM is manufactured: seeds, EKs,
+# certificates, SRK) killed 0..--max-delay/2 ms in; the next start must bring up a whole TPM.
+# Sets $how_fresh; returns 1 on a failure (reported, evidence kept).
+first_start_killed() {
+    local ms=$((RANDOM % (MAX_DELAY / 2 + 1))) fs port=${SCTPMD_PORT[fresh]:-$(free_port 2)}
+    fs=$(fsync_for "$1")
+    SCTPMD_PORT[fresh]=$port
+    rm -rf "$T/fresh.state" "$T/fresh.log"
+    start_daemon fresh sctpmd --state "$T/fresh.state" --port "$port" --unix "$T/fresh.sock" \
+        --foreground --fsync "$fs"
+    sleep "$(secs "$ms")"
+    stop_daemon fresh KILL || true
+    how_fresh="a new state's first start killed at $ms ms"
+    [ -e "$T/fresh.state/.manufacturing" ] && how_fresh="$how_fresh, mid-manufacture"
+    if ! up fresh "$fs" || ! manufactured; then
+        echo "FAIL: round $1: after its first start was killed at $ms ms, a new state does not start whole" >&2
+        show_log fresh >&2
+        evidence "round-$1-fresh" "$T/fresh.state" "$T/fresh.log"
+        stop_daemon fresh KILL || true
+        return 1
+    fi
+    if ! stop_daemon fresh; then
+        echo "FAIL: round $1: the new state's daemon did not stop cleanly" >&2
+        show_log fresh >&2
+        evidence "round-$1-fresh" "$T/fresh.state" "$T/fresh.log"
+        return 1
+    fi
+    fresh_kills=$((fresh_kills + 1))
+}
+
 # transport ROUND I: the transport of writer I (or, with I=check, the checker) in ROUND.
 transport() {
     local t i=$2
@@ -82,7 +130,7 @@ for s in $STATES; do
 done
 
 echo "# crashloop sctpmd: $ROUNDS rounds, kills 0..$MAX_DELAY ms into the work, seed $SEED"
-total=0 inflight=0
+total=0 inflight=0 fresh_kills=0
 for round in $(seq "$ROUNDS"); do
     s=$(state_for "$round")
     rm -f "$T"/w[0-9].*
@@ -178,7 +226,11 @@ for round in $(seq "$ROUNDS"); do
     if [ "$bad" = 1 ]; then
         keep_round "round-$round" "$s"
     fi
-    say "round $round/$ROUNDS $s fsync=$(fsync_for "$round"): $how, $acked writes acknowledged, $landed in flight landed: $([ "$bad" = 1 ] && echo FAILED || echo ok)"
+    how_fresh=
+    if ((round % 10 == 9)); then
+        first_start_killed "$round" || bad=1
+    fi
+    say "round $round/$ROUNDS $s fsync=$(fsync_for "$round"): $how, $acked writes acknowledged, $landed in flight landed${how_fresh:+; $how_fresh}: $([ "$bad" = 1 ] && echo FAILED || echo ok)"
 done
 
 # Both daemons are running (restarted after their last kill): an orderly stop saves and exits 0.
@@ -190,5 +242,6 @@ for s in $STATES; do
         keep_round "stop-$s" "$s"
     fi
 done
-echo "crashloop sctpmd: $round rounds, $total writes acknowledged, $inflight in-flight writes landed, $FAILURES failures, $SECONDS s"
+echo "crashloop sctpmd: $round rounds, $total writes acknowledged, $inflight in-flight writes landed," \
+    "$fresh_kills first starts killed; $FAILURES failures, $SECONDS s"
 [ "$FAILURES" = 0 ] && [ "$round" = "$ROUNDS" ]
