@@ -8,9 +8,10 @@
 #          --no-flush` processes add to the queue and one of them is killed too;
 #   run    `run --watch DIR --stdin` (--batch every other time) is killed while lines arrive on
 #          its standard input, files are dropped into DIR, and `send` processes add to the queue.
-# After every kill the queue must open (`sctpm-client queue` exits 0). After the last round a
-# clean `run` takes the files left in DIR and a clean `flush` empties the queue; then, by the
-# bodies the hub stored (each unique):
+# Every tenth round also kills the first `send` on a new queue (creating its database)
+# 0..--max-delay/20 ms in; that queue must then open and flush. After every kill the queue must
+# open (`sctpm-client queue` exits 0). After the last round a clean `run` takes the files left in
+# DIR and a clean `flush` empties the queue; then, by the bodies the hub stored (each unique):
 #   - every message of a `send` that exited 0 arrived, and every file dropped into DIR;
 #   - nothing arrived twice, and nothing arrived that was never sent;
 #   - a killed `send` was all or nothing (its messages are one transaction);
@@ -133,6 +134,28 @@ sends() {
     echo "sends: $ok ok, $other killed"
 }
 
+# new_queue_killed ROUND: `send` processes on a queue that does not exist yet, the one under way
+# killed 0..--max-delay/20 ms in (the first creates the database); the queue must then open and
+# a clean flush empty it. Sets $fresh; returns 1 on a failure (reported).
+new_queue_killed() {
+    local main=$QUEUE ms=$((RANDOM % (MAX_DELAY / 20 + 1))) st=0
+    QUEUE=$T/queue-r$1
+    set_client "$TC"
+    sender "r$1-new" $(($(now_ms) + ms)) always
+    fresh="sends on a new queue killed at $ms ms: $(sends "r$1-new")"
+    queue_opens || st=1
+    if [ "$st" = 0 ]; then
+        "${CLIENT[@]}" flush --timeout 60 >/dev/null 2>"$T/new-queue.err" || st=2
+    fi
+    QUEUE=$main
+    set_client "$TC"
+    case $st in
+    1) echo "FAIL: round $1: a new queue does not open after the kill: $(cat "$T/queue.err")" >&2 ;;
+    2) echo "FAIL: round $1: a new queue cannot be flushed after the kill: $(cat "$T/new-queue.err")" >&2 ;;
+    esac
+    [ "$st" = 0 ]
+}
+
 # queue_opens: after a kill, the queue opens and answers.
 queue_opens() { "${CLIENT[@]}" queue >"$T/queue.out" 2>"$T/queue.err"; }
 
@@ -206,7 +229,13 @@ for round in $(seq "$ROUNDS"); do
         keep_all "round-$round"
         break
     fi
-    say "round $round/$ROUNDS $kind: $what; $(sends "r$round"); $(sed -n 's/.* messages=\([0-9]*\) .*/\1/p' "$T/queue.out") queued"
+    queued_now=$(sed -n 's/.* messages=\([0-9]*\) .*/\1/p' "$T/queue.out")
+    fresh=
+    if ((round % 10 == 0)) && ! new_queue_killed "$round"; then
+        keep_all "round-$round"
+        break
+    fi
+    say "round $round/$ROUNDS $kind: $what; $(sends "r$round"); $queued_now queued${fresh:+; $fresh}"
 done
 
 # The end: a clean run takes the files left in the watched directory, a clean flush the rest.
