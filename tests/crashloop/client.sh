@@ -243,9 +243,9 @@ set_client "$TC"
 watch_empty() { [ -z "$(ls -A "$WATCH")" ]; }
 start_daemon final-run "${CLIENT[@]}" run --watch "$WATCH" --no-stdin --no-c2d
 # Ready once it says so (a TERM before then would find it starting, not running).
-poll 60 grep -q '^sctpm-client: running as ' "$T/final-run.log" ||
+poll "$WAIT_DAEMON" grep -q '^sctpm-client: running as ' "$T/final-run.log" ||
     { keep_all final; fail "the final run did not start: $(tail -n 5 "$T/final-run.log")"; }
-poll 120 watch_empty || { keep_all final; fail "the files in $WATCH were not taken: $(ls "$WATCH" | head)"; }
+poll $((2 * WAIT_DAEMON)) watch_empty || { keep_all final; fail "the files in $WATCH were not taken: $(ls "$WATCH" | head)"; }
 st=0
 stop_daemon final-run || st=$?
 [ "$st" = 0 ] || { keep_all final; fail "the final run exited $st: $(tail -n 5 "$T/final-run.log")"; }

@@ -39,7 +39,7 @@ fsync_for() { if (((($1 - 1) / 2) % 2 == 0)); then echo always; else echo never;
 state_for() { if (($1 % 2 == 1)); then echo plain; else echo enc; fi; }
 
 # up STATE FSYNC: starts STATE's daemon and waits until it listens; returns 1 when it exits or
-# does not listen within 60 s (the state did not load).
+# does not listen within $WAIT_DAEMON s (the state did not load).
 up() {
     local s=$1 port=${SCTPMD_PORT[$1]:-$(free_port 2)} key=()
     SCTPMD_PORT[$s]=$port
@@ -47,7 +47,7 @@ up() {
     start_daemon "$s" sctpmd --state "$T/$s.state" --port "$port" --unix "$T/$s.sock" \
         --foreground --fsync "$2" "${key[@]}"
     # The TCP control port opens last; the Unix sockets of a killed daemon are still on disk.
-    poll 60 listening_or_gone "$s" && port_open $((port + 1))
+    poll "$WAIT_DAEMON" listening_or_gone "$s" && port_open $((port + 1))
 }
 # up_and_killed STATE FSYNC MS: starts STATE's daemon and kills it MS ms later, ready or not.
 up_and_killed() {
@@ -146,7 +146,7 @@ for round in $(seq "$ROUNDS"); do
         pids+=($!)
     done
     all_ready() { local i; for ((i = 0; i < NINDEX; i++)); do [ -e "$T/w$i.ready" ] || return 1; done; }
-    if ! poll 60 all_ready; then
+    if ! poll "$WAIT_DAEMON" all_ready; then
         echo "FAIL: round $round ($s): the writers did not get under way" >&2
         tail -n 3 "$T"/w[0-9].err >&2
         keep_round "round-$round" "$s"
@@ -154,7 +154,7 @@ for round in $(seq "$ROUNDS"); do
     fi
     if injected rollback && [ "$round" = 1 ]; then
         acked_one() { [ "$(cut -d' ' -f1 "$T/$s.ack/01500100")" != "$first" ]; }
-        poll 60 acked_one
+        poll "$WAIT_DAEMON" acked_one
     fi
     d=$(delay_ms)
     sleep "$(secs "$d")"
@@ -171,8 +171,8 @@ for round in $(seq "$ROUNDS"); do
     [ "$st" = 0 ] && how="TERM at $d ms, stopped"
     # A writer stops at its first failed command; the kill closed every connection.
     all_gone() { local p; for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && return 1; done; return 0; }
-    if ! poll 60 all_gone; then
-        echo "FAIL: round $round ($s): a writer is still running 60 s after the kill" >&2
+    if ! poll "$WAIT_DAEMON" all_gone; then
+        echo "FAIL: round $round ($s): a writer is still running $WAIT_DAEMON s after the kill" >&2
         keep_round "round-$round" "$s"
         break
     fi
