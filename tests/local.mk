@@ -18,9 +18,12 @@ unit_tests = \
 	tests/unit/check_rc \
 	tests/unit/check_sas \
 	tests/unit/check_urlenc
-check_PROGRAMS += $(unit_tests) tests/freeport tests/testd tests/rawsend tests/tpm-client tests/ptybridge
+check_PROGRAMS += $(unit_tests) tests/freeport tests/testd tests/rawsend tests/tpm-client tests/ptybridge \
+	tests/nv-crash
 tests_tpm_client_CFLAGS = $(AM_CFLAGS) $(TSS2_ESYS_CFLAGS) $(TSS2_TCTILDR_CFLAGS) $(CRYPTO_CFLAGS)
 tests_tpm_client_LDADD = $(TSS2_ESYS_LIBS) $(TSS2_TCTILDR_LIBS) $(CRYPTO_LIBS)
+tests_nv_crash_CFLAGS = $(tests_tpm_client_CFLAGS)
+tests_nv_crash_LDADD = $(tests_tpm_client_LDADD)
 TESTS += $(unit_tests)
 
 tests_unit_check_base64_CPPFLAGS = $(UNIT_CPPFLAGS)
@@ -38,6 +41,7 @@ tests_unit_check_urlenc_LDADD = $(UNIT_LIBS)
 
 integration_tests = \
 	tests/integration/harness.sh \
+	tests/integration/crashloop.sh \
 	tests/integration/emulator-crash.sh \
 	tests/integration/emulator-garbage.sh \
 	tests/integration/emulator-identity.sh \
@@ -54,6 +58,8 @@ integration_tests = \
 	tests/integration/security.sh
 TESTS += $(integration_tests)
 
+crashloop_scripts = tests/crashloop/lib.sh tests/crashloop/sctpmd.sh tests/crashloop/client.sh
+EXTRA_DIST += $(crashloop_scripts)
 EXTRA_DIST += tests/run-test tests/integration/lib.sh tests/integration/sas-verify.py tests/integration/secret-scan.py \
 	$(integration_tests)
 
@@ -61,3 +67,21 @@ EXTRA_DIST += tests/run-test tests/integration/lib.sh tests/integration/sas-veri
 check-unit:
 	$(MAKE) $(AM_MAKEFLAGS) check TESTS='$(unit_tests)'
 .PHONY: check-unit
+
+# The crash loops of issue #9 at full length (tests/crashloop/, docs/testing.md "Crash loops"):
+# sctpmd and then sctpm-client, each killed with SIGKILL in 200 rounds. make check runs ten rounds
+# of each (tests/integration/crashloop.sh). CRASHLOOP_FLAGS passes options, e.g.
+# `make crashloop CRASHLOOP_FLAGS='--rounds 1000 --seed 42'`.
+CRASHLOOP_FLAGS =
+crashloop_env = top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)' \
+	SCTPM_VALGRIND='$(SCTPM_VALGRIND)' VALGRIND='$(VALGRIND)'
+crashloop-sctpmd crashloop-client: all $(check_PROGRAMS)
+	$(crashloop_env) $(top_srcdir)/tests/run-test $(top_srcdir)/tests/crashloop/$(@:crashloop-%=%).sh \
+		$(CRASHLOOP_FLAGS)
+crashloop: all $(check_PROGRAMS)
+	@st=0; for loop in sctpmd client; do \
+		$(crashloop_env) $(top_srcdir)/tests/run-test $(top_srcdir)/tests/crashloop/$$loop.sh \
+			$(CRASHLOOP_FLAGS) || st=1; \
+	done; exit $$st
+check-crashloop: crashloop
+.PHONY: crashloop crashloop-sctpmd crashloop-client check-crashloop
