@@ -3,6 +3,7 @@
 noinst_LTLIBRARIES += common/libcommon.la
 common_libcommon_la_SOURCES = \
 	common/base64.c common/base64.h \
+	common/errbuf.c common/errbuf.h \
 	common/io.c common/io.h \
 	common/log.c common/log.h \
 	common/rc.c \

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 #include "config.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +8,7 @@
 
 #include "base64.h"
 #include "connstr.h"
+#include "errbuf.h"
 
 enum field { F_HOST, F_DEVICE, F_MODULE, F_KEY, F_COUNT };
 
@@ -27,20 +27,6 @@ static const struct {
     {"GatewayHostName", "is not stored in the TPM; give the gateway to sctpm-client --endpoint"},
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || errlen == 0) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 int connstr_valid_id(const char *id)
 {
@@ -127,11 +113,11 @@ static enum sctpm_rc take_key(struct connstr *c, const char *v, size_t len, char
 
     rc = base64_decode(v, len, &key, &key_len);
     if (rc != SCTPM_RC_SUCCESS) {
-        set_err(err, errlen, "SharedAccessKey is not valid base64.");
+        errbuf_set(err, errlen, "SharedAccessKey is not valid base64.");
         return SCTPM_RC_BAD_FORMAT;
     }
     if (key_len < CONNSTR_KEY_MIN || key_len > CONNSTR_KEY_MAX) {
-        set_err(err, errlen,
+        errbuf_set(err, errlen,
                 "SharedAccessKey decodes to %zu bytes; IoT Hub keys are %d to %d bytes.", key_len,
                 CONNSTR_KEY_MIN, CONNSTR_KEY_MAX);
         rc = SCTPM_RC_BAD_FORMAT;
@@ -150,17 +136,17 @@ static enum sctpm_rc take_field(struct connstr *c, enum field f, const char *v, 
     enum sctpm_rc rc = SCTPM_RC_SUCCESS;
 
     if (len == 0) {
-        set_err(err, errlen, "%s is empty.", field_names[f]);
+        errbuf_set(err, errlen, "%s is empty.", field_names[f]);
         return SCTPM_RC_BAD_FORMAT;
     }
     switch (f) {
     case F_HOST:
         rc = copy_value(c->host, sizeof(c->host), v, len);
         if (rc != SCTPM_RC_SUCCESS) {
-            set_err(err, errlen, "HostName is %zu characters; the limit is %d.", len,
+            errbuf_set(err, errlen, "HostName is %zu characters; the limit is %d.", len,
                     SCTPM_HOST_MAX);
         } else if (!connstr_valid_host(c->host)) {
-            set_err(err, errlen, "HostName is not a valid DNS host name.");
+            errbuf_set(err, errlen, "HostName is not a valid DNS host name.");
             rc = SCTPM_RC_BAD_FORMAT;
         }
         break;
@@ -169,10 +155,10 @@ static enum sctpm_rc take_field(struct connstr *c, enum field f, const char *v, 
         char *dst = f == F_DEVICE ? c->device_id : c->module_id;
         rc = copy_value(dst, SCTPM_ID_MAX + 1, v, len);
         if (rc != SCTPM_RC_SUCCESS) {
-            set_err(err, errlen, "%s is %zu characters; IoT Hub allows %d.", field_names[f], len,
+            errbuf_set(err, errlen, "%s is %zu characters; IoT Hub allows %d.", field_names[f], len,
                     SCTPM_ID_MAX);
         } else if (!connstr_valid_id(dst)) {
-            set_err(err, errlen,
+            errbuf_set(err, errlen,
                     "%s has a character IoT Hub does not allow (letters, digits and "
                     "-.+%%_#*?!(),:=@$' only).",
                     field_names[f]);
@@ -198,13 +184,13 @@ enum sctpm_rc connstr_parse(const char *s, struct connstr *c, char *err, size_t 
     char uri[SCTPM_NV_URI_MAX + 1];
 
     memset(c, 0, sizeof(*c));
-    set_err(err, errlen, "%s", "");
+    errbuf_set(err, errlen, "%s", "");
     /* Trailing whitespace is what files and pipes add; whitespace elsewhere is an error. */
     while (end > s && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' ' || end[-1] == '\t')) {
         end--;
     }
     if (end == s) {
-        set_err(err, errlen, "the connection string is empty.");
+        errbuf_set(err, errlen, "the connection string is empty.");
         goto out;
     }
     while (p < end) {
@@ -213,21 +199,21 @@ enum sctpm_rc connstr_parse(const char *s, struct connstr *c, char *err, size_t 
         enum field f = F_COUNT;
 
         if (seglen == 0) {
-            set_err(err, errlen,
+            errbuf_set(err, errlen,
                     "the connection string has an empty field (\";;\" or a leading "
                     "';').");
             goto out;
         }
         eq = memchr(p, '=', seglen);
         if (eq == NULL) {
-            set_err(err, errlen, "the field at character %zu has no '=' (expected Name=Value).",
+            errbuf_set(err, errlen, "the field at character %zu has no '=' (expected Name=Value).",
                     (size_t)(p - s) + 1);
             goto out;
         }
         namelen = (size_t)(eq - p);
         for (size_t i = 0; i < seglen; i++) {
             if (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r') {
-                set_err(err, errlen, "the connection string contains whitespace inside a field.");
+                errbuf_set(err, errlen, "the connection string contains whitespace inside a field.");
                 goto out;
             }
         }
@@ -241,18 +227,18 @@ enum sctpm_rc connstr_parse(const char *s, struct connstr *c, char *err, size_t 
             for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
                 if (strlen(refused[i].name) == namelen &&
                     strncasecmp(p, refused[i].name, namelen) == 0) {
-                    set_err(err, errlen, "%s %s.", refused[i].name, refused[i].why);
+                    errbuf_set(err, errlen, "%s %s.", refused[i].name, refused[i].why);
                     goto out;
                 }
             }
-            set_err(err, errlen,
+            errbuf_set(err, errlen,
                     "unknown field \"%.*s\" (expected HostName, DeviceId, ModuleId, "
                     "SharedAccessKey).",
                     (int)shown, p);
             goto out;
         }
         if (seen[f]) {
-            set_err(err, errlen, "%s appears twice.", field_names[f]);
+            errbuf_set(err, errlen, "%s appears twice.", field_names[f]);
             goto out;
         }
         seen[f] = 1;
@@ -265,13 +251,13 @@ enum sctpm_rc connstr_parse(const char *s, struct connstr *c, char *err, size_t 
     }
     for (int i = 0; i < F_COUNT; i++) {
         if (!seen[i] && i != F_MODULE) {
-            set_err(err, errlen, "%s is missing.", field_names[i]);
+            errbuf_set(err, errlen, "%s is missing.", field_names[i]);
             goto out;
         }
     }
     /* The NV index holds "host/device[/module]" in at most 512 bytes (the Limpet layout). */
     if (connstr_uri(c->host, c->device_id, c->module_id, uri, sizeof(uri)) != SCTPM_RC_SUCCESS) {
-        set_err(err, errlen,
+        errbuf_set(err, errlen,
                 "HostName is too long: \"host/device/module\" must fit the %d-byte NV index.",
                 SCTPM_NV_URI_MAX);
         rc = SCTPM_RC_TOO_LARGE;

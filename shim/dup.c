@@ -9,7 +9,6 @@
  */
 #include "config.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -23,6 +22,7 @@
 #include <tss2/tss2_mu.h>
 
 #include "dup.h"
+#include "errbuf.h"
 
 /* The hash algorithms a parent's nameAlg may be, and OpenSSL's names for them. */
 static const struct hash_alg {
@@ -52,20 +52,6 @@ static const struct curve {
 #define LABEL_STORAGE   "STORAGE"
 #define LABEL_INTEGRITY "INTEGRITY"
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || errlen == 0) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static const struct hash_alg *hash_find(TPMI_ALG_HASH alg)
 {
@@ -259,7 +245,7 @@ static enum sctpm_rc rsa_public(const TPMT_PUBLIC *parent, EVP_PKEY **pkey, char
     *pkey = NULL;
     /* A TPM reports the modulus at its full size; anything else is not a key it made. */
     if (n->size == 0 || n->size > sizeof(n->buffer) || (uint32_t)n->size * 8 != p->keyBits) {
-        set_err(err, errlen,
+        errbuf_set(err, errlen,
                 "the parent's RSA modulus is %u bytes, which does not match its %u key bits.",
                 (unsigned)n->size, (unsigned)p->keyBits);
         return SCTPM_RC_BAD_FORMAT;
@@ -272,7 +258,7 @@ static enum sctpm_rc rsa_public(const TPMT_PUBLIC *parent, EVP_PKEY **pkey, char
         BN_set_word(bn_e, p->exponent != 0 ? p->exponent : 65537) != 1 ||
         OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn_n) != 1 ||
         OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, bn_e) != 1) {
-        set_err(err, errlen, "building the parent's RSA public key failed (OpenSSL).");
+        errbuf_set(err, errlen, "building the parent's RSA public key failed (OpenSSL).");
         goto out;
     }
     params = OSSL_PARAM_BLD_to_param(bld);
@@ -280,7 +266,7 @@ static enum sctpm_rc rsa_public(const TPMT_PUBLIC *parent, EVP_PKEY **pkey, char
     if (params == NULL || kctx == NULL || EVP_PKEY_fromdata_init(kctx) != 1 ||
         EVP_PKEY_fromdata(kctx, pkey, EVP_PKEY_PUBLIC_KEY, params) != 1) {
         *pkey = NULL;
-        set_err(err, errlen, "OpenSSL refused the parent's RSA public key.");
+        errbuf_set(err, errlen, "OpenSSL refused the parent's RSA public key.");
         rc = SCTPM_RC_BAD_FORMAT;
         goto out;
     }
@@ -316,7 +302,7 @@ static enum sctpm_rc rsa_seed(const TPMT_PUBLIC *parent, const struct hash_alg *
     }
     rc = SCTPM_RC_GENERAL_FAILURE;
     if (RAND_priv_bytes(seed, (int)h->size) != 1) {
-        set_err(err, errlen, "no random bytes for the seed (OpenSSL).");
+        errbuf_set(err, errlen, "no random bytes for the seed (OpenSSL).");
         goto out;
     }
     ectx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
@@ -324,7 +310,7 @@ static enum sctpm_rc rsa_seed(const TPMT_PUBLIC *parent, const struct hash_alg *
         EVP_PKEY_CTX_set_rsa_padding(ectx, RSA_PKCS1_OAEP_PADDING) != 1 ||
         EVP_PKEY_CTX_set_rsa_oaep_md(ectx, md) != 1 ||
         EVP_PKEY_CTX_set_rsa_mgf1_md(ectx, md) != 1) {
-        set_err(err, errlen, "setting up RSA-OAEP for the parent failed (OpenSSL).");
+        errbuf_set(err, errlen, "setting up RSA-OAEP for the parent failed (OpenSSL).");
         goto out;
     }
     /* OpenSSL takes ownership of the label on success only. */
@@ -332,17 +318,17 @@ static enum sctpm_rc rsa_seed(const TPMT_PUBLIC *parent, const struct hash_alg *
     if (oaep_label == NULL ||
         EVP_PKEY_CTX_set0_rsa_oaep_label(ectx, oaep_label, sizeof(label)) != 1) {
         OPENSSL_free(oaep_label);
-        set_err(err, errlen, "setting the OAEP label failed (OpenSSL).");
+        errbuf_set(err, errlen, "setting the OAEP label failed (OpenSSL).");
         goto out;
     }
     if (EVP_PKEY_encrypt(ectx, NULL, &len, seed, h->size) != 1 || len > sizeof(secret->secret)) {
-        set_err(err, errlen, "the parent's RSA key cannot carry a %zu-byte seed with OAEP.",
+        errbuf_set(err, errlen, "the parent's RSA key cannot carry a %zu-byte seed with OAEP.",
                 h->size);
         rc = SCTPM_RC_UNSUPPORTED;
         goto out;
     }
     if (EVP_PKEY_encrypt(ectx, secret->secret, &len, seed, h->size) != 1) {
-        set_err(err, errlen, "RSA-OAEP encryption of the seed failed (OpenSSL).");
+        errbuf_set(err, errlen, "RSA-OAEP encryption of the seed failed (OpenSSL).");
         goto out;
     }
     secret->size = (uint16_t)len;
@@ -366,7 +352,7 @@ static enum sctpm_rc ecc_public(const TPMT_PUBLIC *parent, const struct curve *c
 
     *pkey = NULL;
     if (q->x.size == 0 || q->x.size > c->bytes || q->y.size == 0 || q->y.size > c->bytes) {
-        set_err(err, errlen,
+        errbuf_set(err, errlen,
                 "the parent's ECC point has coordinates of %u and %u bytes; %s takes up to %zu.",
                 (unsigned)q->x.size, (unsigned)q->y.size, c->group, c->bytes);
         return SCTPM_RC_BAD_FORMAT;
@@ -381,7 +367,7 @@ static enum sctpm_rc ecc_public(const TPMT_PUBLIC *parent, const struct curve *c
         OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, c->group, 0) != 1 ||
         OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point, 1 + 2 * c->bytes) !=
             1) {
-        set_err(err, errlen, "building the parent's ECC public key failed (OpenSSL).");
+        errbuf_set(err, errlen, "building the parent's ECC public key failed (OpenSSL).");
         goto out;
     }
     params = OSSL_PARAM_BLD_to_param(bld);
@@ -389,7 +375,7 @@ static enum sctpm_rc ecc_public(const TPMT_PUBLIC *parent, const struct curve *c
     if (params == NULL || kctx == NULL || EVP_PKEY_fromdata_init(kctx) != 1 ||
         EVP_PKEY_fromdata(kctx, pkey, EVP_PKEY_PUBLIC_KEY, params) != 1) {
         *pkey = NULL;
-        set_err(err, errlen, "the parent's ECC public key is not a point on %s.", c->group);
+        errbuf_set(err, errlen, "the parent's ECC public key is not a point on %s.", c->group);
         rc = SCTPM_RC_BAD_FORMAT;
         goto out;
     }
@@ -401,7 +387,7 @@ static enum sctpm_rc ecc_public(const TPMT_PUBLIC *parent, const struct curve *c
     if (cctx == NULL || EVP_PKEY_public_check(cctx) != 1) {
         EVP_PKEY_free(*pkey);
         *pkey = NULL;
-        set_err(err, errlen, "the parent's ECC public key is not a valid point on %s.", c->group);
+        errbuf_set(err, errlen, "the parent's ECC public key is not a valid point on %s.", c->group);
         rc = SCTPM_RC_BAD_FORMAT;
         goto out;
     }
@@ -432,7 +418,7 @@ static enum sctpm_rc ecc_seed(const TPMT_PUBLIC *parent, const struct hash_alg *
     enum sctpm_rc rc;
 
     if (c == NULL) {
-        set_err(err, errlen,
+        errbuf_set(err, errlen,
                 "the parent's curve (TPM_ECC_CURVE 0x%04x) is not NIST P-256, P-384 or P-521.",
                 (unsigned)parent->parameters.eccDetail.curveID);
         return SCTPM_RC_UNSUPPORTED;
@@ -446,7 +432,7 @@ static enum sctpm_rc ecc_seed(const TPMT_PUBLIC *parent, const struct hash_alg *
     if (gctx == NULL || EVP_PKEY_keygen_init(gctx) != 1 ||
         EVP_PKEY_CTX_set_group_name(gctx, c->group) != 1 || EVP_PKEY_generate(gctx, &eph) != 1) {
         eph = NULL;
-        set_err(err, errlen, "generating an ephemeral %s key failed (OpenSSL).", c->group);
+        errbuf_set(err, errlen, "generating an ephemeral %s key failed (OpenSSL).", c->group);
         goto out;
     }
     dctx = EVP_PKEY_CTX_new_from_pkey(NULL, eph, NULL);
@@ -454,7 +440,7 @@ static enum sctpm_rc ecc_seed(const TPMT_PUBLIC *parent, const struct hash_alg *
         EVP_PKEY_derive_set_peer(dctx, parent_key) != 1 ||
         EVP_PKEY_derive(dctx, NULL, &z_len) != 1 || z_len != c->bytes ||
         EVP_PKEY_derive(dctx, z, &z_len) != 1 || z_len != c->bytes) {
-        set_err(err, errlen, "ECDH with the parent's key failed (OpenSSL).");
+        errbuf_set(err, errlen, "ECDH with the parent's key failed (OpenSSL).");
         goto out;
     }
     /* The TPM's Z and its party infos are coordinates at the full field size. */
@@ -463,7 +449,7 @@ static enum sctpm_rc ecc_seed(const TPMT_PUBLIC *parent, const struct hash_alg *
         EVP_PKEY_get_bn_param(eph, OSSL_PKEY_PARAM_EC_PUB_Y, &y) != 1 ||
         BN_bn2binpad(x, qe.x.buffer, (int)c->bytes) != (int)c->bytes ||
         BN_bn2binpad(y, qe.y.buffer, (int)c->bytes) != (int)c->bytes) {
-        set_err(err, errlen, "reading the ephemeral public key failed (OpenSSL).");
+        errbuf_set(err, errlen, "reading the ephemeral public key failed (OpenSSL).");
         goto out;
     }
     qe.x.size = qe.y.size = (uint16_t)c->bytes;
@@ -471,12 +457,12 @@ static enum sctpm_rc ecc_seed(const TPMT_PUBLIC *parent, const struct hash_alg *
                   parent->unique.ecc.x.buffer, parent->unique.ecc.x.size, (uint32_t)h->size * 8,
                   seed, h->size);
     if (rc != SCTPM_RC_SUCCESS) {
-        set_err(err, errlen, "KDFe failed (OpenSSL).");
+        errbuf_set(err, errlen, "KDFe failed (OpenSSL).");
         goto out;
     }
     if (Tss2_MU_TPMS_ECC_POINT_Marshal(&qe, secret->secret, sizeof(secret->secret), &off) !=
         TSS2_RC_SUCCESS) {
-        set_err(err, errlen, "marshalling the ephemeral point failed.");
+        errbuf_set(err, errlen, "marshalling the ephemeral point failed.");
         rc = SCTPM_RC_GENERAL_FAILURE;
         goto out;
     }
@@ -508,14 +494,14 @@ static enum sctpm_rc check_parent(const TPMT_PUBLIC *parent, const struct hash_a
     } else if (parent->type == TPM2_ALG_ECC) {
         sym = &parent->parameters.eccDetail.symmetric;
     } else {
-        set_err(err, errlen,
+        errbuf_set(err, errlen,
                 "the parent is of type TPM_ALG 0x%04x; only an RSA or ECC storage key can be "
                 "a parent.",
                 (unsigned)parent->type);
         return SCTPM_RC_UNSUPPORTED;
     }
     if ((parent->objectAttributes & (storage | TPMA_OBJECT_SIGN_ENCRYPT)) != storage) {
-        set_err(err, errlen,
+        errbuf_set(err, errlen,
                 "the parent (attributes 0x%08x) is not a storage key: it must be restricted, "
                 "decrypt and not sign.",
                 (unsigned)parent->objectAttributes);
@@ -523,7 +509,7 @@ static enum sctpm_rc check_parent(const TPMT_PUBLIC *parent, const struct hash_a
     }
     *h = hash_find(parent->nameAlg);
     if (*h == NULL) {
-        set_err(err, errlen,
+        errbuf_set(err, errlen,
                 "the parent's name algorithm (TPM_ALG 0x%04x) is not SHA-1, SHA-256, SHA-384 or "
                 "SHA-512.",
                 (unsigned)parent->nameAlg);
@@ -546,7 +532,7 @@ static enum sctpm_rc check_parent(const TPMT_PUBLIC *parent, const struct hash_a
         }
     }
     if (*cipher == NULL) {
-        set_err(err, errlen,
+        errbuf_set(err, errlen,
                 "the parent's symmetric algorithm (TPM_ALG 0x%04x, %u bits, mode 0x%04x) is not "
                 "AES-128, -192 or -256 in CFB mode.",
                 (unsigned)sym->algorithm, (unsigned)sym->keyBits.sym, (unsigned)sym->mode.sym);
@@ -628,11 +614,11 @@ enum sctpm_rc dup_hmac_key(const TPMT_PUBLIC *parent, const uint8_t *key, size_t
     memset(out, 0, sizeof(*out));
     memset(&sens, 0, sizeof(sens));
     if (key == NULL || key_len == 0) {
-        set_err(err, errlen, "the key to import is empty.");
+        errbuf_set(err, errlen, "the key to import is empty.");
         return SCTPM_RC_BAD_ARGUMENT;
     }
     if (key_len > DUP_KEY_MAX) {
-        set_err(err, errlen, "the key to import is %zu bytes; an HMAC-SHA256 key is at most %d.",
+        errbuf_set(err, errlen, "the key to import is %zu bytes; an HMAC-SHA256 key is at most %d.",
                 key_len, DUP_KEY_MAX);
         return SCTPM_RC_TOO_LARGE;
     }
@@ -654,30 +640,30 @@ enum sctpm_rc dup_hmac_key(const TPMT_PUBLIC *parent, const uint8_t *key, size_t
     sens.sensitiveArea.sensitiveType = TPM2_ALG_KEYEDHASH;
     sens.sensitiveArea.seedValue.size = 32;
     if (RAND_priv_bytes(sens.sensitiveArea.seedValue.buffer, 32) != 1) {
-        set_err(err, errlen, "no random bytes for the obfuscation value (OpenSSL).");
+        errbuf_set(err, errlen, "no random bytes for the obfuscation value (OpenSSL).");
         goto out;
     }
     sens.sensitiveArea.sensitive.bits.size = (uint16_t)key_len;
     memcpy(sens.sensitiveArea.sensitive.bits.buffer, key, key_len);
     if (!keyedhash_unique(&sens.sensitiveArea, &pub->unique.keyedHash)) {
-        set_err(err, errlen, "SHA-256 failed (OpenSSL).");
+        errbuf_set(err, errlen, "SHA-256 failed (OpenSSL).");
         goto out;
     }
     if (Tss2_MU_TPMT_PUBLIC_Marshal(pub, pub_buf, sizeof(pub_buf), &pub_len) != TSS2_RC_SUCCESS ||
         pub_len > UINT16_MAX) {
-        set_err(err, errlen, "marshalling the key's public area failed.");
+        errbuf_set(err, errlen, "marshalling the key's public area failed.");
         goto out;
     }
     out->pub.size = (uint16_t)pub_len;
     rc = dup_name(pub, &name);
     if (rc != SCTPM_RC_SUCCESS) {
-        set_err(err, errlen, "computing the key's Name failed.");
+        errbuf_set(err, errlen, "computing the key's Name failed.");
         goto out;
     }
     rc = SCTPM_RC_GENERAL_FAILURE;
     if (Tss2_MU_TPM2B_SENSITIVE_Marshal(&sens, plain, sizeof(plain), &plain_len) !=
         TSS2_RC_SUCCESS) {
-        set_err(err, errlen, "marshalling the key's sensitive area failed.");
+        errbuf_set(err, errlen, "marshalling the key's sensitive area failed.");
         goto out;
     }
 
@@ -694,25 +680,25 @@ enum sctpm_rc dup_hmac_key(const TPMT_PUBLIC *parent, const uint8_t *key, size_t
                       (uint32_t)h->size * 8, hmac_key, sizeof(hmac_key));
     }
     if (rc != SCTPM_RC_SUCCESS) {
-        set_err(err, errlen, "KDFa failed (OpenSSL).");
+        errbuf_set(err, errlen, "KDFa failed (OpenSSL).");
         goto out;
     }
     rc = SCTPM_RC_GENERAL_FAILURE;
     if (!cfb_encrypt(cipher, sym_key, plain, plain_len, enc)) {
-        set_err(err, errlen, "AES-CFB encryption of the sensitive area failed (OpenSSL).");
+        errbuf_set(err, errlen, "AES-CFB encryption of the sensitive area failed (OpenSSL).");
         goto out;
     }
 
     /* outerHMAC over encSensitive || Name, then duplicate = TPM2B(outerHMAC) || encSensitive. */
     memset(&outer, 0, sizeof(outer));
     if (!outer_hmac(h, hmac_key, enc, plain_len, &name, &outer)) {
-        set_err(err, errlen, "the outer HMAC failed (OpenSSL).");
+        errbuf_set(err, errlen, "the outer HMAC failed (OpenSSL).");
         goto out;
     }
     if (Tss2_MU_TPM2B_DIGEST_Marshal(&outer, out->duplicate.buffer, sizeof(out->duplicate.buffer),
                                      &off) != TSS2_RC_SUCCESS ||
         off + plain_len > sizeof(out->duplicate.buffer)) {
-        set_err(err, errlen, "the duplicate does not fit a TPM2B_PRIVATE.");
+        errbuf_set(err, errlen, "the duplicate does not fit a TPM2B_PRIVATE.");
         goto out;
     }
     memcpy(out->duplicate.buffer + off, enc, plain_len);
