@@ -264,21 +264,38 @@ TSS2_TCTI_CONTEXT *tpm_inproc_tcti(void)
 
 /* ---- life cycle ---- */
 
+/*
+ * TPM2_Startup and TPM2_Shutdown, built and read with tss2-mu straight into libtpms. Not through
+ * ESYS: the daemon would otherwise keep ESYS's pages resident for these two commands alone
+ * (manufacture, the other user of ESYS, runs in a child process).
+ */
 static enum sctpm_rc send_startup_or_shutdown(int shutdown, TPM2_SU type)
 {
-    ESYS_CONTEXT *esys = NULL;
-    TSS2_RC r;
+    uint8_t cmd[12];
+    const uint8_t *rsp;
+    size_t off = 0, rsp_len = 0, roff = 0;
+    TPM2_ST tag;
+    UINT32 size;
+    TPM2_RC r = TPM2_RC_FAILURE;
 
-    r = Esys_Initialize(&esys, tpm_inproc_tcti(), NULL);
-    if (r != TSS2_RC_SUCCESS) {
-        LOG_ERROR("cannot initialise ESYS on the in-process TCTI: 0x%08x", r);
+    if (Tss2_MU_TPM2_ST_Marshal(TPM2_ST_NO_SESSIONS, cmd, sizeof(cmd), &off) != TSS2_RC_SUCCESS ||
+        Tss2_MU_UINT32_Marshal(sizeof(cmd), cmd, sizeof(cmd), &off) != TSS2_RC_SUCCESS ||
+        Tss2_MU_TPM2_CC_Marshal(shutdown ? TPM2_CC_Shutdown : TPM2_CC_Startup, cmd, sizeof(cmd),
+                                &off) != TSS2_RC_SUCCESS ||
+        Tss2_MU_UINT16_Marshal(type, cmd, sizeof(cmd), &off) != TSS2_RC_SUCCESS) {
+        LOG_ERROR("cannot build TPM2_%s", shutdown ? "Shutdown" : "Startup");
         return SCTPM_RC_TPM;
     }
-    r = shutdown ? Esys_Shutdown(esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, type)
-                 : Esys_Startup(esys, type);
-    Esys_Finalize(&esys);
+    tpm_execute(0, cmd, off, &rsp, &rsp_len);
+    if (Tss2_MU_TPM2_ST_Unmarshal(rsp, rsp_len, &roff, &tag) != TSS2_RC_SUCCESS ||
+        Tss2_MU_UINT32_Unmarshal(rsp, rsp_len, &roff, &size) != TSS2_RC_SUCCESS ||
+        Tss2_MU_UINT32_Unmarshal(rsp, rsp_len, &roff, &r) != TSS2_RC_SUCCESS || size != rsp_len) {
+        LOG_ERROR("TPM2_%s: a malformed response of %zu bytes", shutdown ? "Shutdown" : "Startup",
+                  rsp_len);
+        return SCTPM_RC_TPM;
+    }
     /* TPM_RC_INITIALIZE: the TPM was started already (a resumed volatile state), which is fine. */
-    if (r != TSS2_RC_SUCCESS && !(r == TPM2_RC_INITIALIZE && !shutdown)) {
+    if (r != TPM2_RC_SUCCESS && !(r == TPM2_RC_INITIALIZE && !shutdown)) {
         LOG_ERROR("TPM2_%s failed: 0x%08x", shutdown ? "Shutdown" : "Startup", r);
         return SCTPM_RC_TPM;
     }
