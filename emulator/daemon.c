@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -147,6 +149,8 @@ static int dirfd_of(struct nvstore *store)
     return open(nvstore_dir(store), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
 
+/* Returns 1 when the state holds no TPM yet (the marker is then in place), 0 when it holds one,
+ * -1 with the reason in err. */
 static int prepare_first_start(struct nvstore *store, const char *dir, char *err, size_t errlen)
 {
     char path[PATH_MAX + 64];
@@ -176,6 +180,10 @@ static int prepare_first_start(struct nvstore *store, const char *dir, char *err
             r = 0; /* an existing TPM: nothing to prepare */
             goto out;
         }
+        if (errno != ENOENT) {
+            snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+            goto out;
+        }
     }
     fd = openat(dfd, MANUFACTURING, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0 || fsync(fd) != 0 || fsync(dfd) != 0) {
@@ -186,10 +194,87 @@ static int prepare_first_start(struct nvstore *store, const char *dir, char *err
         goto out;
     }
     close(fd);
-    r = 0;
+    r = 1;
 out:
     close(dfd);
     return r;
+}
+
+/*
+ * Makes the new TPM's identity (mfg_run) in a child process, which starts libtpms on the fresh
+ * state, manufactures, shuts the TPM down orderly (the state is saved) and exits; the daemon then
+ * starts the TPM from that state like any restart. The daemon itself never runs the manufacturing
+ * code, so it keeps none of its memory: not the EK CA's private key, not the pages of ESYS and of
+ * OpenSSL's X.509 and key generation (about 1.3 MiB of resident size). The child inherits the
+ * state lock, and dies with the daemon (PR_SET_PDEATHSIG), so a daemon killed mid-manufacture
+ * leaves no writer behind; the MANUFACTURING marker makes the next start begin again.
+ * Returns 0, or -1 with the reason in err.
+ */
+static int manufacture_in_child(struct nvstore *store, const char *dir, char *err, size_t errlen)
+{
+    pid_t parent = getpid(), pid, w;
+    int pfd[2], st = 0;
+    size_t got = 0;
+    ssize_t n;
+
+    if (pipe2(pfd, O_CLOEXEC) != 0) {
+        snprintf(err, errlen, "cannot create a pipe: %s", strerror(errno));
+        return -1;
+    }
+    pid = fork();
+    if (pid < 0) {
+        snprintf(err, errlen, "cannot fork: %s", strerror(errno));
+        close(pfd[0]);
+        close(pfd[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        char e[PATH_MAX + 700] = "";
+        int fresh = 0, ok = 0;
+
+        close(pfd[0]);
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) {
+            _exit(1);
+        }
+        if (tpm_start(store, &fresh, e, sizeof(e)) == SCTPM_RC_SUCCESS) {
+            if (!fresh) {
+                snprintf(e, sizeof(e), "a state appeared in %s while the TPM was being made", dir);
+                tpm_power_off(0);
+            } else if (mfg_run(dir, e, sizeof(e)) == SCTPM_RC_SUCCESS) {
+                tpm_stop();
+                ok = 1;
+            } else {
+                /* Nothing of the half-made TPM may be saved: no orderly shutdown. */
+                tpm_power_off(0);
+            }
+        }
+        if (!ok) {
+            (void)!write(pfd[1], e, strlen(e));
+        }
+        _exit(ok ? 0 : 1);
+    }
+    close(pfd[1]);
+    while (got + 1 < errlen && ((n = read(pfd[0], err + got, errlen - 1 - got)) > 0 ||
+                                (n < 0 && errno == EINTR))) {
+        got += n > 0 ? (size_t)n : 0;
+    }
+    if (errlen > 0) {
+        err[got] = '\0';
+    }
+    close(pfd[0]);
+    while ((w = waitpid(pid, &st, 0)) < 0 && errno == EINTR) {
+    }
+    if (w == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+        return 0;
+    }
+    if (got == 0) {
+        if (w == pid && WIFSIGNALED(st)) {
+            snprintf(err, errlen, "the manufacturing process died of signal %d", WTERMSIG(st));
+        } else {
+            snprintf(err, errlen, "the manufacturing process failed");
+        }
+    }
+    return -1;
 }
 
 static void fail_start(const char *msg)
@@ -209,7 +294,7 @@ int daemon_run(const struct daemon_config *cfg)
     struct server_config scfg = cfg->server;
     uint8_t key[NVSTORE_KEY_SIZE];
     char err[PATH_MAX + 700], msg[2 * PATH_MAX + 1500];
-    int have_key = 0, fresh = 0, status = 1, tpm_on = 0, pid_written = 0;
+    int have_key = 0, fresh = 0, new_tpm, status = 1, tpm_on = 0, pid_written = 0;
     struct timespec t0, t1;
     char dir[PATH_MAX];
 
@@ -234,19 +319,13 @@ int daemon_run(const struct daemon_config *cfg)
     if (realpath(cfg->state_dir, dir) == NULL) {
         snprintf(dir, sizeof(dir), "%s", cfg->state_dir);
     }
-    if (prepare_first_start(store, dir, err, sizeof(err)) != 0) {
+    new_tpm = prepare_first_start(store, dir, err, sizeof(err));
+    if (new_tpm < 0) {
         fail_start(err);
         goto out;
     }
-    if (tpm_start(store, &fresh, err, sizeof(err)) != SCTPM_RC_SUCCESS) {
-        snprintf(msg, sizeof(msg), "cannot start the TPM from state %s: %s (the state was left "
-                 "untouched)", dir, err);
-        fail_start(msg);
-        goto out;
-    }
-    tpm_on = 1;
-    if (fresh) {
-        if (mfg_run(dir, err, sizeof(err)) != SCTPM_RC_SUCCESS) {
+    if (new_tpm) {
+        if (manufacture_in_child(store, dir, err, sizeof(err)) != 0) {
             snprintf(msg, sizeof(msg), "cannot manufacture the new TPM in %s: %s (nothing was "
                      "saved; the next start tries again)", dir, err);
             fail_start(msg);
@@ -265,6 +344,20 @@ int daemon_run(const struct daemon_config *cfg)
                 goto out;
             }
         }
+    }
+    if (tpm_start(store, &fresh, err, sizeof(err)) != SCTPM_RC_SUCCESS) {
+        snprintf(msg, sizeof(msg), "cannot start the TPM from state %s: %s (the state was left "
+                 "untouched)", dir, err);
+        fail_start(msg);
+        goto out;
+    }
+    tpm_on = 1;
+    if (fresh) {
+        /* The child saved the TPM it made; finding none now means it was not saved. */
+        fail_start("the manufactured TPM was not saved");
+        goto out;
+    }
+    if (new_tpm) {
         LOG_INFO("manufactured a new TPM in %s: EKs at 0x81010001 (RSA) and 0x81010002 (ECC) "
                  "with certificates from %s/ek-ca.pem, SRK at 0x81000001",
                  dir, dir);

@@ -6,9 +6,11 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -76,6 +78,54 @@ static int derive(const uint8_t *key, const char *label, uint8_t out[32])
                : -1;
 }
 
+/* Whether the process the lock file names (the daemon that took the lock) no longer exists. */
+static int holder_gone(int lockfd)
+{
+    char buf[32];
+    ssize_t n = pread(lockfd, buf, sizeof(buf) - 1, 0);
+    long pid;
+    char *end;
+
+    if (n <= 0) {
+        return 0;
+    }
+    buf[n] = '\0';
+    pid = strtol(buf, &end, 10);
+    return pid > 0 && (*end == '\n' || *end == '\0') && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+/*
+ * Takes the state lock without waiting; 0, or -1 with errno (EWOULDBLOCK: held). One case
+ * waits: the daemon the lock file names is gone but the lock is still held, by the child it was
+ * making a new TPM in (emulator/daemon.c), which dies with it (PR_SET_PDEATHSIG) and is about to
+ * exit. A restart after such a crash waits for that, up to two seconds, instead of failing.
+ */
+static int lock_state(int lockfd)
+{
+    if (flock(lockfd, LOCK_EX | LOCK_NB) == 0) {
+        return 0;
+    }
+    if (errno != EWOULDBLOCK) {
+        return -1;
+    }
+    if (!holder_gone(lockfd)) {
+        errno = EWOULDBLOCK;
+        return -1;
+    }
+    for (int i = 0; i < 200; i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+
+        nanosleep(&ts, NULL);
+        if (flock(lockfd, LOCK_EX | LOCK_NB) == 0) {
+            return 0;
+        }
+        if (errno != EWOULDBLOCK) {
+            return -1;
+        }
+    }
+    return -1;
+}
+
 enum sctpm_rc nvstore_open(const char *dir, const uint8_t *key, enum nvstore_fsync fsync_mode,
                            struct nvstore **out, char *err, size_t errlen)
 {
@@ -114,7 +164,7 @@ enum sctpm_rc nvstore_open(const char *dir, const uint8_t *key, enum nvstore_fsy
         rc = errno == EACCES || errno == EROFS ? SCTPM_RC_PERMISSION : SCTPM_RC_IO;
         goto out;
     }
-    if (flock(st->lockfd, LOCK_EX | LOCK_NB) != 0) {
+    if (lock_state(st->lockfd) != 0) {
         if (errno == EWOULDBLOCK) {
             char pid[32] = "";
             ssize_t n = pread(st->lockfd, pid, sizeof(pid) - 1, 0);

@@ -48,4 +48,25 @@ check "the TPM was made again: a new EK" differs three
 check "with a certificate from its new CA" \
     bash -c "TPM2TOOLS_TCTI='$(tcti three mssim-tcp)' tpm2_nvread 0x01c00002 -o $T/three.der && openssl x509 -inform der -in $T/three.der | openssl verify -CAfile $T/three.state/ek-ca.pem"
 stop_daemon three
+
+# A first start killed while its child process makes the TPM. The child is stopped first, so
+# that the kill lands mid-manufacture; it must die with the daemon (PR_SET_PDEATHSIG) rather than
+# go on writing the state, and the next start must make the TPM again.
+start_daemon four sctpmd --state "$T/four.state" --no-tcp --unix "$T/four.sock" --foreground --fsync never
+pid=$(daemon_pid four)
+check "the TPM is made in a child process" poll "$WAIT_DAEMON" bash -c "pgrep -P $pid >/dev/null"
+child=$(pgrep -P "$pid")
+kill -STOP "$child"
+check "the manufacturing child holds the state lock too" \
+    bash -c "ls -l /proc/$child/fd | grep -q 'four.state/.lock\$'"
+stop_daemon four KILL || true
+check "the child died with the daemon" poll 10 bash -c "! kill -0 $child 2>/dev/null"
+check "the marker of an unfinished first start is left" test -e "$T/four.state/.manufacturing"
+sctpmd_start four
+check "the interrupted first start is noticed" grep -q "first start of .* was interrupted" "$T/four.log"
+check "the marker is gone" test ! -e "$T/four.state/.manufacturing"
+check "the new TPM has its EK certificate" \
+    bash -c "TPM2TOOLS_TCTI='$(tcti four mssim-unix)' tpm2_nvread 0x01c00002 -o $T/four.der && openssl x509 -inform der -in $T/four.der | openssl verify -CAfile $T/four.state/ek-ca.pem"
+check "and its SRK" bash -c "TPM2TOOLS_TCTI='$(tcti four mssim-unix)' tpm2_readpublic -Q -c 0x81000001"
+stop_daemon four
 finish

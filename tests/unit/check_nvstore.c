@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "nvstore.h"
@@ -220,6 +221,38 @@ START_TEST(test_lock_excludes_second_process)
 }
 END_TEST
 
+/*
+ * The daemon that took the lock died, but a child of it (the one making a new TPM) still holds it
+ * for a moment: the next open waits for the child rather than failing.
+ */
+START_TEST(test_lock_waits_for_orphaned_holder)
+{
+    pid_t holder = fork();
+    int status;
+    struct nvstore *st;
+
+    if (holder == 0) {
+        struct nvstore *mine = NULL;
+        char err[256];
+        struct timespec ts = {0, 300 * 1000 * 1000};
+
+        if (nvstore_open(dir, NULL, NVSTORE_FSYNC_NEVER, &mine, err, sizeof(err)) != SCTPM_RC_SUCCESS) {
+            _exit(1);
+        }
+        if (fork() == 0) {
+            /* Keeps the inherited lock 300 ms after the holder the lock file names is gone. */
+            nanosleep(&ts, NULL);
+            _exit(0);
+        }
+        _exit(0);
+    }
+    ck_assert_int_eq(waitpid(holder, &status, 0), holder);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    st = open_store(NULL);
+    nvstore_close(st);
+}
+END_TEST
+
 START_TEST(test_names)
 {
     struct nvstore *st = open_store(NULL);
@@ -273,6 +306,7 @@ int main(void)
     tcase_add_test(tc, test_wrong_key);
     tcase_add_test(tc, test_key_for_plain_state);
     tcase_add_test(tc, test_lock_excludes_second_process);
+    tcase_add_test(tc, test_lock_waits_for_orphaned_holder);
     tcase_add_test(tc, test_names);
     tcase_add_test(tc, test_key_files);
     suite_add_tcase(s, tc);
