@@ -25,6 +25,7 @@ HUB=$top/hub/sctpm-hub
 D=$top/emulator/sctpmd
 C=$top/shim/sctpm
 HC=$top/tests/hub-client
+. "$top/bench/lib.sh"
 for f in "$CLIENT" "$HUB" "$D" "$C" "$HC" "$top/tests/freeport"; do
     [ -x "$f" ] || { echo "build first: make && make check TESTS= ($f)" >&2; exit 1; }
 done
@@ -126,6 +127,10 @@ printf '%-46s %12s\n' "yardstick: tests/hub-client, single" "${M[hc]}"
 printf '%-46s %12s\n' "yardstick: tests/hub-client, batches of 500" "${M[hc-batch]}"
 awk -v a="${M[flush]}" -v b="${M[hc]}" -v c="${M[run]}" \
     'BEGIN{printf "\nsingle: flush at %.2fx the yardstick, run at %.2fx (the queue and the TPM-signed token cost the rest)\n", a/b, c/b}'
+yard="hub-client, key in memory"
+bench_row 8 "telemetry, sctpm-client flush" "${M[flush]}" "$yard" "${M[hc]}" higher - msg/s
+bench_row 8 "telemetry, sctpm-client run (fsync'd queue)" "${M[run]}" "$yard" "${M[hc]}" higher - msg/s
+bench_row 8 "telemetry, sctpm-client flush --batch" "${M[flush-batch]}" "hub-client, batches of 500" "${M[hc-batch]}" higher - msg/s
 
 echo
 printf '%-20s %16s %18s\n' "token renewal" "client ms/token" "extra us/request"
@@ -146,4 +151,5 @@ echo
 for k in sctpmd-mssim-unix sctpmd-mssim-tcp; do
     awk -v k="$k" -v a="${S[$k]}" -v b="${S[swtpm-tcti-swtpm]}" \
         'BEGIN{printf "%-20s a renewal costs %.2fx what it costs with swtpm\n", k, a/b}'
+    bench_row 8 "token renewal in sctpm-client, $k" "${S[$k]}" "swtpm, tcti-swtpm" "${S[swtpm-tcti-swtpm]}" lower - ms
 done

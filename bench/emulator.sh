@@ -12,6 +12,7 @@ N=${1:-5000}
 ROUNDS=${2:-3}
 B=$top/bench/tpmbench
 D=$top/emulator/sctpmd
+. "$top/bench/lib.sh"
 [ -x "$B" ] && [ -x "$D" ] || { echo "build first: make (bench/tpmbench, emulator/sctpmd)" >&2; exit 1; }
 command -v swtpm >/dev/null || { echo "swtpm missing: scripts/install-deps" >&2; exit 1; }
 W=$(mktemp -d "${TMPDIR:-/tmp}/sctpm-bench.XXXXXX")
@@ -68,6 +69,20 @@ for k in sctpmd-mssim-unix sctpmd-mssim-tcp sctpmd-tcti-swtpm sctpmd-raw-persist
 done
 printf '  %-24s %s  (both on one persistent raw connection)\n' "sctpmd vs swtpm raw" \
     "$(ratio "$(get sctpmd-raw-persistent hmac_ops_per_s)" "$(get swtpm-raw-persistent hmac_ops_per_s)")"
+# The issue's goals: 5x over a Unix socket; TCP is held to 2x (a loopback TCP round trip costs
+# more than the whole HMAC inside libtpms).
+sw="swtpm, tcti-swtpm"
+bench_row 4 "HMAC rate, sctpmd mssim Unix" "$(get sctpmd-mssim-unix hmac_ops_per_s)" "$sw" "$base" higher 5 ops/s
+bench_row 4 "HMAC rate, sctpmd mssim TCP" "$(get sctpmd-mssim-tcp hmac_ops_per_s)" "$sw" "$base" higher 2 ops/s
+bench_row 4 "HMAC rate, sctpmd tcti-swtpm TCP" "$(get sctpmd-tcti-swtpm hmac_ops_per_s)" "$sw" "$base" higher - ops/s
+bench_row 4 "HMAC rate, one raw persistent connection" "$(get sctpmd-raw-persistent hmac_ops_per_s)" \
+    "swtpm, raw persistent" "$(get swtpm-raw-persistent hmac_ops_per_s)" higher - ops/s
+bench_row 4 "HMAC p50, sctpmd mssim Unix" "$(get sctpmd-mssim-unix hmac_p50_us)" "$sw" \
+    "$(get swtpm-tcti-swtpm hmac_p50_us)" lower - us
+bench_row 4 "HMAC p99, sctpmd mssim Unix" "$(get sctpmd-mssim-unix hmac_p99_us)" "$sw" \
+    "$(get swtpm-tcti-swtpm hmac_p99_us)" lower - us
+bench_row 4 "GetRandom rate, sctpmd mssim Unix" "$(get sctpmd-mssim-unix getrandom_ops_per_s)" "$sw" \
+    "$(get swtpm-tcti-swtpm getrandom_ops_per_s)" higher - ops/s
 
 # First-start manufacture: sctpmd from exec to listening on a fresh state, against swtpm_setup.
 for i in $(seq "$ROUNDS"); do
@@ -94,6 +109,7 @@ ms=$(median <"$W/mfg_s")
 if [ -s "$W/mfg_w" ]; then
     mw=$(median <"$W/mfg_w")
     echo "first start with EK certificates: sctpmd ${ms} ms, swtpm_setup --create-ek-cert ${mw} ms: $(ratio "$mw" "$ms") faster"
+    bench_row 4 "first start with EK certificates" "$ms" "swtpm_setup --create-ek-cert" "$mw" lower 5 ms
 else
     echo "first start: sctpmd ${ms} ms; swtpm_setup --create-ek-cert failed here (see below)"
     tail -3 "$W/setup.log"
@@ -102,3 +118,5 @@ echo
 echo "RSS (KiB)      sctpmd    swtpm   ratio"
 printf 'idle        %8s %8s   %s\n' "$idle_s" "$idle_w" "$(ratio "$idle_s" "$idle_w")"
 printf 'after load  %8s %8s   %s\n' "$loaded_s" "$loaded_w" "$(ratio "$loaded_s" "$loaded_w")"
+bench_row 4 "RSS idle" "$idle_s" swtpm "$idle_w" lower 1 KiB
+bench_row 4 "RSS after the load above" "$loaded_s" swtpm "$loaded_w" lower 1 KiB

@@ -22,6 +22,7 @@ freeport=$builddir/tests/freeport
 requests=${1:-${REQUESTS:-3000}}
 batch=${BATCH:-10}
 
+. "$top/bench/lib.sh"
 for p in "$hub" "$client" "$freeport"; do
     [ -x "$p" ] || { echo "hub-bench: $p is missing: run make && make check TESTS= first" >&2; exit 2; }
 done
@@ -74,5 +75,9 @@ echo "  telemetry/receive, 16 connections:  $(ratio "$s16" "$r16")"
 echo "  single 16/1 connections:            $(ratio "$s16" "$s1")  (group commit at work)"
 echo "  batch/single messages, 1 conn:      $(ratio "$b1" "$s1")"
 echo "  batch/single messages, 16 conns:    $(ratio "$b16" "$s16")"
+bench_row 7 "hub telemetry, 1 connection (durable commit)" "$s1" "receive, 1 connection" "$r1" higher - req/s
+bench_row 7 "hub telemetry, 16 connections" "$s16" "receive, 16 connections" "$r16" higher - req/s
+bench_row 7 "hub telemetry, 16 connections (group commit)" "$s16" "telemetry, 1 connection" "$s1" higher - req/s
+bench_row 7 "hub telemetry, batches of $batch, 16 conns" "$b16" "single messages, 16 conns" "$s16" higher - msg/s
 stored=$("$hub" --data "$work/hub" messages | wc -l)
 echo "messages stored: $stored"

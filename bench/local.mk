@@ -5,4 +5,5 @@ bench_tpmbench_CFLAGS = $(AM_CFLAGS) $(TSS2_ESYS_CFLAGS) $(TSS2_MU_CFLAGS) $(TSS
 bench_tpmbench_LDADD = $(TSS2_ESYS_LIBS) $(TSS2_MU_LIBS) $(TSS2_TCTILDR_LIBS)
 noinst_PROGRAMS += bench/tokenbench
 bench_tokenbench_LDADD = shim/libsctpm.la
-EXTRA_DIST += bench/emulator.sh bench/rm.sh bench/token.sh bench/client.sh bench/README.md
+EXTRA_DIST += bench/run bench/lib.sh bench/emulator.sh bench/rm.sh bench/token.sh bench/client.sh \
+	bench/hub-bench.sh bench/README.md

@@ -12,6 +12,7 @@ N=${1:-2000}
 ROUNDS=${2:-3}
 B=$top/bench/tpmbench
 D=$top/emulator/sctpmd
+. "$top/bench/lib.sh"
 [ -x "$B" ] && [ -x "$D" ] || { echo "build first: make" >&2; exit 1; }
 W=$(mktemp -d "${TMPDIR:-/tmp}/sctpm-bench.XXXXXX")
 pids=()
@@ -85,4 +86,15 @@ print(f"16 clients / 1 client:   {sixteen / one:.2f} (goal >= 0.8)")
 PY
 if [ -n "$abrmd" ] && [ -s "$W/abrmd.1" ]; then
     python3 -c "print(f'sctpmd vs swtpm+abrmd, 16 clients: {$(median <"$W/rm.16") / $(median <"$W/abrmd.16"):.1f}x')"
+fi
+
+# Rows for bench/run. The overhead goal (at most 30%) is a ratio of at least 0.7 against --no-rm.
+bench_row 5 "RM, 1 client" "$one" "sctpmd --no-rm" "$raw" higher 0.7 ops/s
+bench_row 5 "RM, 16 clients (aggregate)" "$(median <"$W/rm.16")" "sctpmd, 1 client" "$one" higher 0.8 ops/s
+bench_row 5 "RM, 4 clients (aggregate)" "$(median <"$W/rm.4")" "sctpmd, 1 client" "$one" higher - ops/s
+if [ -n "$abrmd" ] && [ -s "$W/abrmd.1" ]; then
+    for k in 1 4 16; do
+        bench_row 5 "RM, $k client(s) (aggregate)" "$(median <"$W/rm.$k")" "swtpm + tpm2-abrmd" \
+            "$(median <"$W/abrmd.$k")" higher - ops/s
+    done
 fi

@@ -12,6 +12,7 @@ PROCS=${2:-100}
 B=$top/bench/tokenbench
 D=$top/emulator/sctpmd
 C=$top/shim/sctpm
+. "$top/bench/lib.sh"
 for f in "$B" "$D" "$C"; do [ -x "$f" ] || { echo "build first: make ($f)" >&2; exit 1; }; done
 command -v swtpm >/dev/null || { echo "swtpm missing: scripts/install-deps" >&2; exit 1; }
 W=$(mktemp -d "${TMPDIR:-/tmp}/sctpm-bench.XXXXXX")
@@ -58,4 +59,6 @@ for k in sctpmd-mssim-unix sctpmd-mssim-tcp; do
     read -r rate cli <"$W/$k.res"
     awk -v k="$k" -v r="$rate" -v wr="$w_rate" -v c="$cli" -v wc="$w_cli" \
         'BEGIN{printf "%-20s library %.2fx the swtpm rate, CLI process %.2fx faster\n", k, r/wr, wc/c}'
+    bench_row 6 "SAS tokens, libsctpm, $k" "$rate" "swtpm, tcti-swtpm" "$w_rate" higher - tokens/s
+    bench_row 6 "one sctpm token process, $k" "$cli" "swtpm, tcti-swtpm" "$w_cli" lower - ms
 done
