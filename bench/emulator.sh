@@ -22,6 +22,9 @@ trap cleanup EXIT
 freeport() { "$top/tests/freeport" 2 2>/dev/null || python3 -c 'import random; print(random.randrange(20000, 30000, 2))'; }
 waitport() { for _ in $(seq 1000); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.01; done; return 1; }
 rss() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
+# The private part of RSS: anonymous memory (heap, stacks, data). The rest of RSS is pages of
+# shared libraries, counted in full for every process that maps them.
+anon() { awk '/^RssAnon/{print $2}' "/proc/$1/status"; }
 median() { sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p"; }
 
@@ -35,6 +38,7 @@ pids+=($!); wpid=$!
 mkdir -p "$W/w"
 waitport $((SP + 1)); waitport "$WP"
 idle_s=$(rss "$spid"); idle_w=$(rss "$wpid")
+idle_as=$(anon "$spid"); idle_aw=$(anon "$wpid")
 
 declare -A T=(
     [sctpmd-mssim-unix]="mssim:path=$W/s.sock"
@@ -53,6 +57,7 @@ for r in $(seq "$ROUNDS"); do
     done
 done
 loaded_s=$(rss "$spid"); loaded_w=$(rss "$wpid")
+loaded_as=$(anon "$spid"); loaded_aw=$(anon "$wpid")
 
 get() { field "$2" <"$W/$1.out" | median; }
 printf '\n%-26s %12s %10s %10s %12s\n' "one ESAPI client" "HMAC/s" "p50 us" "p99 us" "GetRandom/s"
@@ -118,5 +123,10 @@ echo
 echo "RSS (KiB)      sctpmd    swtpm   ratio"
 printf 'idle        %8s %8s   %s\n' "$idle_s" "$idle_w" "$(ratio "$idle_s" "$idle_w")"
 printf 'after load  %8s %8s   %s\n' "$loaded_s" "$loaded_w" "$(ratio "$loaded_s" "$loaded_w")"
-bench_row 4 "RSS idle" "$idle_s" swtpm "$idle_w" lower 1 KiB
+printf 'of which anonymous (private):\n'
+printf 'idle        %8s %8s   %s\n' "$idle_as" "$idle_aw" "$(ratio "$idle_as" "$idle_aw")"
+printf 'after load  %8s %8s   %s\n' "$loaded_as" "$loaded_aw" "$(ratio "$loaded_as" "$loaded_aw")"
+bench_row 4 "RSS idle (first start)" "$idle_s" swtpm "$idle_w" lower 1 KiB
 bench_row 4 "RSS after the load above" "$loaded_s" swtpm "$loaded_w" lower 1 KiB
+bench_row 4 "RSS anonymous (private) idle" "$idle_as" swtpm "$idle_aw" lower - KiB
+bench_row 4 "RSS anonymous (private) after the load" "$loaded_as" swtpm "$loaded_aw" lower - KiB
