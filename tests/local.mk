@@ -55,11 +55,12 @@ integration_tests = \
 	tests/integration/shim-provision.sh \
 	tests/integration/shim-status.sh \
 	tests/integration/shim-tcti.sh \
-	tests/integration/security.sh
+	tests/integration/security.sh \
+	tests/integration/soak.sh
 TESTS += $(integration_tests)
 
 crashloop_scripts = tests/crashloop/lib.sh tests/crashloop/sctpmd.sh tests/crashloop/client.sh
-EXTRA_DIST += $(crashloop_scripts)
+EXTRA_DIST += $(crashloop_scripts) tests/soak/soak.sh
 EXTRA_DIST += tests/run-test tests/integration/lib.sh tests/integration/sas-verify.py tests/integration/secret-scan.py \
 	$(integration_tests)
 
@@ -85,3 +86,14 @@ crashloop: all $(check_PROGRAMS)
 	done; exit $$st
 check-crashloop: crashloop
 .PHONY: crashloop crashloop-sctpmd crashloop-client check-crashloop
+
+# The soak of issue #9 (tests/soak/soak.sh, docs/testing.md "Soak"): 16 clients of mixed work for
+# SOAK_SECONDS (default ten minutes); make check runs it for 10 s (tests/integration/soak.sh).
+# SOAK_FLAGS passes options, e.g. `make soak SOAK_SECONDS=60 SOAK_FLAGS='--keep /tmp/soak'`.
+SOAK_SECONDS = 600
+SOAK_FLAGS =
+soak: all $(check_PROGRAMS)
+	$(crashloop_env) $(top_srcdir)/tests/run-test $(top_srcdir)/tests/soak/soak.sh \
+		--duration $(SOAK_SECONDS) $(SOAK_FLAGS)
+check-soak: soak
+.PHONY: soak check-soak
