@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: sctpmd against swtpm, measured in the same run (run by hand on a quiet machine).
 #   bench/emulator.sh [N] [ROUNDS]     N operations per measurement (default 5000), ROUNDS (3)
+#   SCTPMD_FLAGS="--busy-poll-us 20" bench/emulator.sh    to measure sctpmd with other options
 # Prints, for one ESAPI client: TPM2_HMAC and GetRandom rate, HMAC p50/p99, for sctpmd over
 # mssim (TCP, Unix), over tcti-swtpm, and over one persistent raw connection, against swtpm over
 # tcti-swtpm and one persistent raw connection; first-start manufacture time against
@@ -30,7 +31,8 @@ field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p"; }
 
 [ -x "$top/tests/freeport" ] || make -s -C "$top" tests/freeport
 SP=$(freeport); WP=$(freeport)
-"$D" --state "$W/s" --port "$SP" --unix "$W/s.sock" --fsync never --log warning &
+# shellcheck disable=SC2086 # SCTPMD_FLAGS: extra sctpmd options to compare, e.g. --busy-poll-us 20
+"$D" --state "$W/s" --port "$SP" --unix "$W/s.sock" --fsync never --log warning ${SCTPMD_FLAGS:-} &
 pids+=($!); spid=$!
 swtpm socket --tpm2 --tpmstate dir="$W/w" --server type=tcp,port="$WP" --ctrl type=tcp,port=$((WP + 1)) \
     --flags not-need-init,startup-clear 2>/dev/null &
