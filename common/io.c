@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "io.h"
@@ -48,4 +49,17 @@ int write_full(int fd, const void *buf, size_t len)
         len -= (size_t)n;
     }
     return 0;
+}
+
+void close_from(int lowfd)
+{
+#ifdef SYS_close_range
+    if (syscall(SYS_close_range, (unsigned)lowfd, ~0u, 0u) == 0) {
+        return;
+    }
+#endif
+    /* Kernels before 5.9 have no close_range: close one by one, up to the usual hard limit. */
+    for (int fd = lowfd; fd < 65536; fd++) {
+        (void)close(fd);
+    }
 }

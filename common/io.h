@@ -19,4 +19,11 @@ ssize_t read_full(int fd, void *buf, size_t len);
 /* Writes all `len` bytes. Returns 0 or a negative errno (-EPIPE when the peer went away). */
 int write_full(int fd, const void *buf, size_t len);
 
+/*
+ * Closes every descriptor from `lowfd` up, as a child process does before it execs or exits:
+ * what it inherited is not its own to keep, and a checker (valgrind --track-fds) would report it.
+ * Async-signal-safe: fit for a child forked by a process that may have threads.
+ */
+void close_from(int lowfd);
+
 #endif /* SCTPM_IO_H */

@@ -251,6 +251,8 @@ static int manufacture_in_child(struct nvstore *store, const char *dir, char *er
         if (!ok) {
             (void)!write(pfd[1], e, strlen(e));
         }
+        /* The state, its lock and the pipe are the daemon's; the lock stays held through its copy. */
+        close_from(3);
         _exit(ok ? 0 : 1);
     }
     close(pfd[1]);

@@ -25,7 +25,6 @@
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -34,6 +33,7 @@
 #include <tss2/tss2_tctildr.h>
 
 #define LOGMODULE select
+#include "io.h"
 #include "log.h"
 #include "select-priv.h"
 #include "select.h"
@@ -868,14 +868,7 @@ static int spawn_sctpmd(struct select_opts *o, struct select_paths *p, char *why
             dup2(errpipe[1], STDERR_FILENO) < 0) {
             _exit(127);
         }
-#ifdef SYS_close_range
-        if (syscall(SYS_close_range, 3u, ~0u, 0u) != 0)
-#endif
-        {
-            for (int fd = 3; fd < 65536; fd++) {
-                (void)close(fd);
-            }
-        }
+        close_from(3);
         if (chdir("/") != 0) {
             _exit(127);
         }

@@ -7,7 +7,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "io.h"
@@ -160,6 +162,36 @@ START_TEST(test_write_full_peer_gone)
 }
 END_TEST
 
+/* The child closes what it was given from 3 up and keeps 0-2; the parent's copies stay open. */
+START_TEST(test_close_from)
+{
+    int sv[2], hi, st = 0;
+    pid_t pid;
+
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    hi = fcntl(sv[0], F_DUPFD, 1000);
+    ck_assert_int_ge(hi, 1000);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int bad = 0;
+        close_from(3);
+        bad |= fcntl(sv[0], F_GETFD) != -1 || errno != EBADF;
+        bad |= fcntl(sv[1], F_GETFD) != -1 || errno != EBADF;
+        bad |= fcntl(hi, F_GETFD) != -1 || errno != EBADF;
+        bad |= fcntl(STDERR_FILENO, F_GETFD) == -1;
+        _exit(bad);
+    }
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert(WIFEXITED(st));
+    ck_assert_int_eq(WEXITSTATUS(st), 0);
+    ck_assert_int_ne(fcntl(hi, F_GETFD), -1);
+    close(hi);
+    close(sv[0]);
+    close(sv[1]);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("io");
@@ -173,6 +205,7 @@ int main(void)
     tcase_add_test(tc, test_read_full_eintr);
     tcase_add_test(tc, test_write_full_large);
     tcase_add_test(tc, test_write_full_peer_gone);
+    tcase_add_test(tc, test_close_from);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
