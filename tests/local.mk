@@ -60,7 +60,7 @@ integration_tests = \
 TESTS += $(integration_tests)
 
 crashloop_scripts = tests/crashloop/lib.sh tests/crashloop/sctpmd.sh tests/crashloop/client.sh
-EXTRA_DIST += $(crashloop_scripts) tests/soak/soak.sh
+EXTRA_DIST += $(crashloop_scripts) tests/soak/soak.sh tests/by-hand.sh
 EXTRA_DIST += tests/run-test tests/integration/lib.sh tests/integration/sas-verify.py tests/integration/secret-scan.py \
 	$(integration_tests)
 

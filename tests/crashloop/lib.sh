@@ -20,16 +20,7 @@
 # directory under the --keep directory, named in the output; the temporary directory itself is
 # removed as usual.
 
-if [ -z "${SCTPM_TEST_DIR:-}" ]; then
-    here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-    : "${top_srcdir:=$here}"
-    if [ -z "${top_builddir:-}" ]; then
-        top_builddir=$here
-        [ -x "$PWD/emulator/sctpmd" ] && top_builddir=$PWD
-    fi
-    export top_srcdir top_builddir
-    exec "$top_srcdir/tests/run-test" "$0" "$@"
-fi
+. "$(dirname "${BASH_SOURCE[0]}")/../by-hand.sh"
 
 ROUNDS=${SCTPM_CRASHLOOP_ROUNDS:-200}
 MAX_DELAY=${SCTPM_CRASHLOOP_MAX_DELAY:-1000}

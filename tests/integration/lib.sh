@@ -23,15 +23,27 @@ hard_error() { echo "ERROR: $*" >&2; exit 99; }
 note() { echo "# $*"; }
 
 # check DESCRIPTION COMMAND...: runs the command; a non-zero status fails the test, naming it.
-check() {
-    local desc=$1
-    shift
+check() { run_check fail "$@"; }
+
+# verdict DESCRIPTION COMMAND...: like check, but a failure is reported ("not ok") and counted,
+# and the test goes on; finish then fails the test. For checks that are all worth seeing at the
+# end of a long run (the soak). Returns the command's success.
+VERDICTS_FAILED=0
+verdict() { run_check count "$@"; }
+
+# run_check fail|count DESCRIPTION COMMAND...: check and verdict.
+run_check() {
+    local mode=$1 desc=$2
+    shift 2
     CHECKS_RUN=$((CHECKS_RUN + 1))
     if "$@"; then
         echo "ok $CHECKS_RUN - $desc"
-    else
-        fail "$desc (command: $*)"
+        return 0
     fi
+    [ "$mode" = fail ] && fail "$desc (command: $*)"
+    echo "not ok $CHECKS_RUN - $desc"
+    VERDICTS_FAILED=$((VERDICTS_FAILED + 1))
+    return 1
 }
 
 # expect_fail DESCRIPTION COMMAND...: the command must exit non-zero.
@@ -115,7 +127,11 @@ stop_daemon() {
 # show_log NAME: prints a daemon's log, for failure diagnosis.
 show_log() { echo "--- $1.log"; cat "$T/$1.log" 2>/dev/null; echo "---"; }
 
-finish() { echo "# $CHECKS_RUN checks passed"; exit 0; }
+finish() {
+    [ "$VERDICTS_FAILED" = 0 ] || fail "$VERDICTS_FAILED of $CHECKS_RUN checks failed"
+    echo "# $CHECKS_RUN checks passed"
+    exit 0
+}
 
 # ---- sctpmd ----
 # Every transport sctpmd serves; scenarios that involve a transport run over each.

@@ -27,16 +27,7 @@
 # [--inject FAULT[,FAULT...]] (`make soak`, `make soak SOAK_SECONDS=60`). Like the crash loops
 # it runs through tests/run-test, which gives it a fresh directory and reaps everything it
 # started; --keep DIR copies the logs and samples there at the end.
-if [ -z "${SCTPM_TEST_DIR:-}" ]; then
-    here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-    : "${top_srcdir:=$here}"
-    if [ -z "${top_builddir:-}" ]; then
-        top_builddir=$here
-        [ -x "$PWD/emulator/sctpmd" ] && top_builddir=$PWD
-    fi
-    export top_srcdir top_builddir
-    exec "$top_srcdir/tests/run-test" "$0" "$@"
-fi
+. "$(dirname "${BASH_SOURCE[0]}")/../by-hand.sh"
 
 DURATION=${SCTPM_SOAK_SECONDS:-600}
 KEEP=${SCTPM_SOAK_KEEP:-}
@@ -207,20 +198,8 @@ note "16 clients for $DURATION s"
 wait "${workers[@]}"
 exec 7>&-
 kill "$sampler" 2>/dev/null
-# The end checks: each is made and reported, failed or not; the verdict comes last.
-FAILED=0
-verdict() {
-    local desc=$1
-    shift
-    CHECKS_RUN=$((CHECKS_RUN + 1))
-    if "$@"; then
-        echo "ok $CHECKS_RUN - $desc"
-    else
-        echo "not ok $CHECKS_RUN - $desc"
-        FAILED=$((FAILED + 1))
-        return 1
-    fi
-}
+# The end checks are verdicts (tests/integration/lib.sh): each is made and reported, failed or
+# not, and finish fails the soak if any failed.
 
 # The stream's lines count once the client has delivered them all and exited cleanly.
 crc=0
@@ -327,5 +306,4 @@ verdict "hub stops cleanly" stop_hub hub
 if [ -n "$KEEP" ]; then
     mkdir -p "$KEEP" && cp -r "$T"/*.log "$T/samples" "$T/w" "$KEEP/" && note "logs and samples in $KEEP"
 fi
-[ "$FAILED" = 0 ] || fail "$FAILED of $CHECKS_RUN soak checks failed"
 finish
