@@ -374,9 +374,9 @@ int daemon_run(const struct daemon_config *cfg)
     }
     pid_written = cfg->pidfile != NULL;
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    LOG_INFO("ready in %ld ms (state %s%s)",
+    LOG_INFO("ready in %ld ms (state %s%s; busy-poll %u us)",
              (long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000), dir,
-             have_key ? ", encrypted" : "");
+             have_key ? ", encrypted" : "", scfg.busy_poll_us);
     notify("READY=1\nSTATUS=serving");
     if (cfg->detach) {
         int null = open("/dev/null", O_RDWR | O_CLOEXEC);

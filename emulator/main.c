@@ -49,7 +49,7 @@ static void usage(FILE *f)
             "  --swtpm-space-idle S   how long the objects of a swtpm-dialect client outlive\n"
             "                         its last connection (default 30 s; see the man page)\n"
             "  --busy-poll-us N       after a command, poll N microseconds for the next one\n"
-            "                         before sleeping (default 0: sleep at once)\n"
+            "                         before sleeping (default 50 with two or more CPUs, else 0)\n"
             "  --idle-exit SECONDS    save the state and exit once no client has been\n"
             "                         connected for SECONDS (default 0: never)\n"
             "  --log SPEC             log level: error, warning, info (default), debug, trace,\n"
@@ -151,7 +151,7 @@ int main(int argc, char **argv)
                 .max_connections = 128,
                 .max_command = 4096,
                 .partial_timeout = 30,
-                .busy_poll_us = 0,
+                .busy_poll_us = server_default_busy_poll_us(),
                 .raw_space_idle = 30,
                 .rm =
                     {

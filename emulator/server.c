@@ -8,6 +8,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1222,6 +1223,7 @@ static int read_rest(struct server *srv, struct conn *c)
         if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
             return 0; /* epoll reports the hang-up or error */
         }
+        sched_yield();
     } while (now_ns() < until);
     return 0;
 }
@@ -1491,6 +1493,10 @@ static int loop_once(struct server *srv, uint64_t spin_until, int timeout)
 
     while (spin_until != 0 && n == 0 && now_ns() < spin_until) {
         n = epoll_wait(srv->epfd, evs, MAX_EVENTS, 0);
+        if (n == 0) {
+            /* A client waiting for this core (a loaded or small machine) runs now, not later. */
+            sched_yield();
+        }
     }
     if (n == 0) {
         n = epoll_wait(srv->epfd, evs, MAX_EVENTS, timeout);
@@ -1576,6 +1582,17 @@ int server_run(struct server *srv)
         }
     }
     return 0;
+}
+
+unsigned server_default_busy_poll_us(void)
+{
+    cpu_set_t set;
+
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof(set), &set) != 0) {
+        return 0;
+    }
+    return CPU_COUNT(&set) >= 2 ? SERVER_BUSY_POLL_US : 0;
 }
 
 int server_adopt(struct server *srv, int fd, int control, int as_tcp)

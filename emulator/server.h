@@ -94,4 +94,11 @@ void server_destroy(struct server *srv);
 /* The signals server_run() consumes; block them before creating threads or the server. */
 void server_block_signals(void);
 
+/*
+ * The default of busy_poll_us: SERVER_BUSY_POLL_US when this process may run on two or more
+ * CPUs, 0 on one (the spinning daemon would only delay the client it waits for).
+ */
+#define SERVER_BUSY_POLL_US 50
+unsigned server_default_busy_poll_us(void);
+
 #endif /* SCTPM_EMULATOR_SERVER_H */

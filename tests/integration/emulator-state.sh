@@ -79,6 +79,18 @@ check "--daemon returns success once ready" \
 check "the pidfile names a live sctpmd" bash -c "kill -0 \$(cat $T/d.pid)"
 check "it serves right away" env TPM2TOOLS_TCTI="mssim:host=127.0.0.1,port=$p" tpm2_getrandom -Q 8
 check "it logged readiness" grep -q "ready in" "$T/d.log"
+# Busy-polling after a command pays only when the client has a CPU of its own.
+want=0
+[ "$(nproc)" -ge 2 ] && want=50
+check "with $(nproc) CPU(s) it polls $want us after a command" grep -q "busy-poll $want us" "$T/d.log"
+p1=$(free_port)
+check "on one CPU (taskset) it starts too" \
+    taskset -c 0 sctpmd --state "$T/d1.state" --port "$p1" --daemon --pidfile "$T/d1.pid" \
+    --fsync never --log-file "$T/d1.log"
+check "... and sleeps at once after a command" grep -q "busy-poll 0 us" "$T/d1.log"
+d1pid=$(cat "$T/d1.pid")
+kill "$d1pid"
+check "... and stops" poll 20 bash -c "! kill -0 $d1pid"
 dpid=$(cat "$T/d.pid")
 kill "$dpid"
 check "SIGTERM ends it" poll 20 bash -c "! kill -0 $dpid"
