@@ -17,6 +17,8 @@
 #define SCHEMA_VERSION "1"
 /* Connections per process: enough for every busy thread, few enough to stay cheap. */
 #define POOL_MAX 16
+/* Each pooled connection's page cache, in KiB (see conn_open). */
+#define HUB_STORE_CACHE_KIB_STR "256"
 /* At most this many append calls share one transaction. */
 #define GROUP_MAX 256
 
@@ -245,6 +247,15 @@ static enum sctpm_rc conn_open(const char *path, struct conn **out)
     if (rc != SCTPM_RC_SUCCESS) {
         goto out;
     }
+    /*
+     * SQLite caches up to 2 MiB of pages per connection by default, and the pool holds up to
+     * POOL_MAX connections: the hub would grow with its database towards 32 MiB. The pages it
+     * reads again (the tail of the message table and its index) fit in far less.
+     */
+    rc = exec(c, "PRAGMA cache_size = -" HUB_STORE_CACHE_KIB_STR);
+    if (rc != SCTPM_RC_SUCCESS) {
+        goto out;
+    }
     *out = c;
     c = NULL;
 out:
@@ -468,6 +479,8 @@ void hub_store_close(struct hub_store *st)
     if (st == NULL) {
         return;
     }
+    LOG_INFO("database: %zu connection(s) pooled; SQLite memory in use %lld bytes, at most %lld",
+             st->open, (long long)sqlite3_memory_used(), (long long)sqlite3_memory_highwater(0));
     while (st->idle != NULL) {
         struct conn *c = st->idle;
         st->idle = c->next;
