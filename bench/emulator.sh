@@ -34,11 +34,13 @@ SP=$(freeport); WP=$(freeport)
 # shellcheck disable=SC2086 # SCTPMD_FLAGS: extra sctpmd options to compare, e.g. --busy-poll-us 20
 "$D" --state "$W/s" --port "$SP" --unix "$W/s.sock" --fsync never --log warning ${SCTPMD_FLAGS:-} &
 pids+=($!); spid=$!
-swtpm socket --tpm2 --tpmstate dir="$W/w" --server type=tcp,port="$WP" --ctrl type=tcp,port=$((WP + 1)) \
-    --flags not-need-init,startup-clear 2>/dev/null &
-pids+=($!); wpid=$!
+# swtpm refuses a state directory that does not exist yet.
 mkdir -p "$W/w"
-waitport $((SP + 1)); waitport "$WP"
+swtpm socket --tpm2 --tpmstate dir="$W/w" --server type=tcp,port="$WP" --ctrl type=tcp,port=$((WP + 1)) \
+    --flags not-need-init,startup-clear 2>"$W/swtpm.err" &
+pids+=($!); wpid=$!
+waitport $((SP + 1)) || { echo "sctpmd did not start on port $SP" >&2; exit 1; }
+waitport "$WP" || { echo "swtpm did not start on port $WP: $(cat "$W/swtpm.err")" >&2; exit 1; }
 idle_s=$(rss "$spid"); idle_w=$(rss "$wpid")
 idle_as=$(anon "$spid"); idle_aw=$(anon "$wpid")
 
@@ -97,7 +99,7 @@ for i in $(seq "$ROUNDS"); do
     t0=$(date +%s%N)
     "$D" --state "$W/m$i" --port "$p" --fsync never --log warning &
     m=$!
-    waitport $((p + 1))
+    waitport $((p + 1)) || { echo "sctpmd did not start on a fresh state ($W/m$i)" >&2; exit 1; }
     echo $(( ($(date +%s%N) - t0) / 1000000 )) >>"$W/mfg_s"
     kill "$m"; wait "$m" 2>/dev/null || true
 done
@@ -121,6 +123,23 @@ else
     echo "first start: sctpmd ${ms} ms; swtpm_setup --create-ek-cert failed here (see below)"
     tail -3 "$W/setup.log"
 fi
+
+# Idle RSS on a restart, the steady state of a device: sctpmd on a state it made above, swtpm on
+# one swtpm_setup made, both with EK certificates (a TPM's first start costs each of them more).
+rs=""
+if [ -s "$W/mfg_w" ]; then
+    p=$(freeport); q=$(freeport)
+    "$D" --state "$W/m1" --port "$p" --fsync never --log warning &
+    r1=$!
+    swtpm socket --tpm2 --tpmstate dir="$W/ws1" --server type=tcp,port="$q" \
+        --ctrl type=tcp,port=$((q + 1)) --flags not-need-init,startup-clear 2>/dev/null &
+    r2=$!
+    pids+=("$r1" "$r2")
+    waitport $((p + 1)) || { echo "sctpmd did not restart on $W/m1" >&2; exit 1; }
+    waitport "$q" || { echo "swtpm did not start on $W/ws1" >&2; exit 1; }
+    rs=$(rss "$r1"); rw=$(rss "$r2"); ras=$(anon "$r1"); raw=$(anon "$r2")
+    kill "$r1" "$r2"; wait "$r1" "$r2" 2>/dev/null || true
+fi
 echo
 echo "RSS (KiB)      sctpmd    swtpm   ratio"
 printf 'idle        %8s %8s   %s\n' "$idle_s" "$idle_w" "$(ratio "$idle_s" "$idle_w")"
@@ -128,7 +147,17 @@ printf 'after load  %8s %8s   %s\n' "$loaded_s" "$loaded_w" "$(ratio "$loaded_s"
 printf 'of which anonymous (private):\n'
 printf 'idle        %8s %8s   %s\n' "$idle_as" "$idle_aw" "$(ratio "$idle_as" "$idle_aw")"
 printf 'after load  %8s %8s   %s\n' "$loaded_as" "$loaded_aw" "$(ratio "$loaded_as" "$loaded_aw")"
+if [ -n "$rs" ]; then
+    printf 'restart on a state with EK certificates, idle:\n'
+    printf 'RSS         %8s %8s   %s\n' "$rs" "$rw" "$(ratio "$rs" "$rw")"
+    printf 'anonymous   %8s %8s   %s\n' "$ras" "$raw" "$(ratio "$ras" "$raw")"
+fi
 bench_row 4 "RSS idle (first start)" "$idle_s" swtpm "$idle_w" lower 1 KiB
 bench_row 4 "RSS after the load above" "$loaded_s" swtpm "$loaded_w" lower 1 KiB
 bench_row 4 "RSS anonymous (private) idle" "$idle_as" swtpm "$idle_aw" lower - KiB
 bench_row 4 "RSS anonymous (private) after the load" "$loaded_as" swtpm "$loaded_aw" lower - KiB
+if [ -n "$rs" ]; then
+    bench_row 4 "RSS idle, restart with EK certs" "$rs" "swtpm, state of swtpm_setup" "$rw" lower 1 KiB
+    bench_row 4 "RSS anonymous, restart with EK certs" "$ras" "swtpm, state of swtpm_setup" "$raw" \
+        lower - KiB
+fi
