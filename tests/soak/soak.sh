@@ -235,6 +235,13 @@ flat() {
         echo "# $2 $3: not judged under $RSS_TOOL"
         return 0
     fi
+    # Under memcheck everything runs some 30 times slower: the clients of a short run are still
+    # opening their connections when it ends, so there is no steady state to compare with. The
+    # descriptors every daemon holds once the clients are gone are still checked below.
+    if [ "${SCTPM_VALGRIND:-}" = 1 ] && [ "$DURATION" -lt 120 ]; then
+        echo "# $2 $3: not judged under memcheck in a run shorter than 120 s"
+        return 0
+    fi
     # --inject rss: read sctpmd's RSS as growing 256 KiB a sample.
     injected rss && [ "$1" = 2 ] && grow=256
     awk -v c="$1" -v name="$2" -v kind="$3" -v grow="$grow" '
