@@ -27,10 +27,19 @@ SP=$(freeport); WP=$(freeport)
 "$D" --state "$W/s" --port "$SP" --unix "$W/s.sock" --fsync never --log warning &
 pids+=($!)
 mkdir -p "$W/w"
+# Like sctpmd's, swtpm's TPM gets EK certificates: the CLI classifies the TPM by its EK
+# certificate on every run, and a TPM without one is answered with less work.
+export XDG_CONFIG_HOME=$W/xdg
+mkdir -p "$XDG_CONFIG_HOME"
+swtpm_setup --create-config-files overwrite,root >/dev/null 2>&1 ||
+    swtpm_setup --create-config-files overwrite >/dev/null 2>&1 || true
+swtpm_setup --tpm2 --tpmstate "$W/w" --create-ek-cert --overwrite >"$W/setup.log" 2>&1 ||
+    echo "note: swtpm_setup --create-ek-cert failed; swtpm runs without EK certificates" >&2
 swtpm socket --tpm2 --tpmstate dir="$W/w" --server type=tcp,port="$WP" --ctrl type=tcp,port=$((WP + 1)) \
     --flags not-need-init,startup-clear 2>/dev/null &
 pids+=($!)
-waitport $((SP + 1)); waitport "$WP"
+waitport $((SP + 1)) || { echo "sctpmd did not start on port $SP" >&2; exit 1; }
+waitport "$WP" || { echo "swtpm did not start on port $WP" >&2; exit 1; }
 
 declare -A T=(
     [sctpmd-mssim-unix]="mssim:path=$W/s.sock"
