@@ -831,7 +831,7 @@ int client_queue_status(const struct client_config *cfg)
     pid_t holder = 0;
     enum sctpm_rc rc;
     char when[64] = "-", who[32];
-    int ret;
+    int ret, busy = 0;
 
     ret = session_open(&s, cfg, SESSION_QUEUE);
     if (ret != CLIENT_OK) {
@@ -850,14 +850,16 @@ int client_queue_status(const struct client_config *cfg)
         gmtime_r(&t, &tm);
         strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
     }
-    rc = queue_lock_delivery(s.q, &holder);
-    if (rc == SCTPM_RC_SUCCESS) {
-        queue_unlock_delivery(s.q);
+    rc = queue_delivery_holder(s.q, &busy, &holder);
+    if (rc != SCTPM_RC_SUCCESS) {
+        client_error(cfg, "%s", queue_error(s.q));
+        ret = CLIENT_FAILURE;
+        goto out;
     }
-    if (rc == SCTPM_RC_BUSY && holder > 0) {
+    if (busy && holder > 0) {
         snprintf(who, sizeof(who), "pid:%ld", (long)holder);
     } else {
-        snprintf(who, sizeof(who), "%s", rc == SCTPM_RC_BUSY ? "yes" : "no");
+        snprintf(who, sizeof(who), "%s", busy ? "yes" : "no");
     }
     fprintf(cfg->out,
             "queue %s messages=%llu bytes=%llu oldest=%s rejected=%llu max-messages=%llu "

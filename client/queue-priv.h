@@ -23,8 +23,8 @@
  *
  * Concurrency: any number of processes may enqueue at once (SQLite's write lock, waited for up to
  * QUEUE_BUSY_TIMEOUT_MS). Only one process delivers at a time: queue_lock_delivery() takes an
- * exclusive flock on DIR/deliver.lock; others only enqueue, and the holder's pid is recorded in
- * the file so they can say who is delivering.
+ * exclusive open-file-description lock (fcntl F_OFD_SETLK) on DIR/deliver.lock; others only
+ * enqueue, and the holder's pid is recorded in the file so they can say who is delivering.
  *
  * Bounds: the outbox holds at most `max_messages` messages and `max_bytes` bytes (as msg_size()
  * counts them). A push that would pass either is refused whole with SCTPM_RC_QUEUE_FULL: nothing
@@ -137,6 +137,13 @@ enum sctpm_rc queue_stats(struct queue *q, struct queue_stats *st);
  */
 enum sctpm_rc queue_lock_delivery(struct queue *q, pid_t *holder);
 void queue_unlock_delivery(struct queue *q);
+
+/*
+ * Tells whether some process holds the delivery lock, without taking it (so that asking never
+ * makes a deliverer that starts at that moment find the queue busy): `*busy` 1 or 0, and
+ * `*holder` the recorded pid, or 0 when unknown. SCTPM_RC_IO when the lock file cannot be used.
+ */
+enum sctpm_rc queue_delivery_holder(struct queue *q, int *busy, pid_t *holder);
 
 /* Whether `run` printed the cloud-to-device message `id` already, and recording that it did. */
 enum sctpm_rc queue_c2d_seen(struct queue *q, const char *id, int *seen);

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -662,9 +661,57 @@ enum sctpm_rc queue_stats(struct queue *q, struct queue_stats *s)
     return rc;
 }
 
+/* Opens DIR/deliver.lock, creating it; -1 with the error set on failure. */
+static int open_lock_file(struct queue *q)
+{
+    char path[PATH_MAX];
+    int fd;
+
+    if ((size_t)snprintf(path, sizeof(path), "%s/deliver.lock", q->dir) >= sizeof(path)) {
+        set_err(q, "queue %s: path too long", q->dir);
+        return -1;
+    }
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        set_err(q, "queue %s: cannot open %s: %s", q->dir, path, strerror(errno));
+    }
+    return fd;
+}
+
+/* The pid a deliverer recorded in the lock file, or 0 when there is none. */
+static pid_t recorded_holder(int fd)
+{
+    char buf[32];
+    ssize_t n;
+
+    n = pread(fd, buf, sizeof(buf) - 1, 0);
+    if (n <= 0) {
+        return 0;
+    }
+    buf[n] = '\0';
+    return (pid_t)strtol(buf, NULL, 10);
+}
+
+/*
+ * The lock is an open-file-description lock (F_OFD_SETLK) on the whole file rather than a flock,
+ * because only fcntl locks can be tested without being taken (F_OFD_GETLK): `sctpm-client queue`
+ * asks whether someone delivers, and if asking meant holding the lock for a moment, a deliverer
+ * starting in that moment would wrongly find the queue busy and leave it undelivered.
+ */
+static struct flock whole_file_lock(short type)
+{
+    struct flock fl;
+
+    memset(&fl, 0, sizeof(fl));
+    fl.l_type = type;
+    fl.l_whence = SEEK_SET;
+    return fl;
+}
+
 enum sctpm_rc queue_lock_delivery(struct queue *q, pid_t *holder)
 {
-    char path[PATH_MAX], buf[32];
+    struct flock fl = whole_file_lock(F_WRLCK);
+    char buf[32];
     ssize_t n;
     int fd;
 
@@ -674,39 +721,59 @@ enum sctpm_rc queue_lock_delivery(struct queue *q, pid_t *holder)
     if (q->lock_fd >= 0) {
         return SCTPM_RC_SUCCESS;
     }
-    if ((size_t)snprintf(path, sizeof(path), "%s/deliver.lock", q->dir) >= sizeof(path)) {
-        set_err(q, "queue %s: path too long", q->dir);
-        return SCTPM_RC_TOO_LARGE;
-    }
-    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    fd = open_lock_file(q);
     if (fd < 0) {
-        set_err(q, "queue %s: cannot open %s: %s", q->dir, path, strerror(errno));
         return SCTPM_RC_IO;
     }
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    if (fcntl(fd, F_OFD_SETLK, &fl) != 0) {
         int e = errno;
 
-        if (e == EWOULDBLOCK && holder != NULL) {
-            n = read_full(fd, buf, sizeof(buf) - 1);
-            if (n > 0) {
-                buf[n] = '\0';
-                *holder = (pid_t)strtol(buf, NULL, 10);
-            }
+        if ((e == EAGAIN || e == EACCES) && holder != NULL) {
+            *holder = recorded_holder(fd);
         }
         close(fd);
-        if (e == EWOULDBLOCK) {
+        if (e == EAGAIN || e == EACCES) {
             set_err(q, "queue %s is being delivered by another process", q->dir);
             return SCTPM_RC_BUSY;
         }
-        set_err(q, "queue %s: cannot lock %s: %s", q->dir, path, strerror(e));
+        set_err(q, "queue %s: cannot lock its deliver.lock: %s", q->dir, strerror(e));
         return SCTPM_RC_IO;
     }
-    /* The pid is advisory, for messages: the flock is the lock. */
+    /* The pid is advisory, for messages: the fcntl lock is the lock. */
     n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
     if (ftruncate(fd, 0) != 0 || pwrite(fd, buf, (size_t)n, 0) != n) {
-        LOG_DEBUG("cannot record the pid in %s: %s", path, strerror(errno));
+        LOG_DEBUG("cannot record the pid in %s/deliver.lock: %s", q->dir, strerror(errno));
     }
     q->lock_fd = fd;
+    return SCTPM_RC_SUCCESS;
+}
+
+enum sctpm_rc queue_delivery_holder(struct queue *q, int *busy, pid_t *holder)
+{
+    struct flock fl = whole_file_lock(F_WRLCK);
+    int fd;
+
+    *busy = 0;
+    *holder = 0;
+    if (q->lock_fd >= 0) {
+        *busy = 1;
+        *holder = getpid();
+        return SCTPM_RC_SUCCESS;
+    }
+    fd = open_lock_file(q);
+    if (fd < 0) {
+        return SCTPM_RC_IO;
+    }
+    if (fcntl(fd, F_OFD_GETLK, &fl) != 0) {
+        set_err(q, "queue %s: cannot test its deliver.lock: %s", q->dir, strerror(errno));
+        close(fd);
+        return SCTPM_RC_IO;
+    }
+    if (fl.l_type != F_UNLCK) {
+        *busy = 1;
+        *holder = recorded_holder(fd);
+    }
+    close(fd);
     return SCTPM_RC_SUCCESS;
 }
 

@@ -422,6 +422,7 @@ START_TEST(test_delivery_lock)
         struct queue_limits lim = {10, 1 << 20};
         char err[512];
         pid_t h = 0;
+        int busy = 0;
 
         if (queue_open(dir, &lim, &cq, err, sizeof(err)) != SCTPM_RC_SUCCESS) {
             _exit(2);
@@ -432,6 +433,11 @@ START_TEST(test_delivery_lock)
         }
         if (queue_lock_delivery(cq, &h) != SCTPM_RC_BUSY || h != getppid()) {
             _exit(4);
+        }
+        /* Asking who delivers sees the holder and takes nothing. */
+        if (queue_delivery_holder(cq, &busy, &h) != SCTPM_RC_SUCCESS || busy != 1 ||
+            h != getppid()) {
+            _exit(6);
         }
         queue_close(cq);
         _exit(0);
@@ -454,6 +460,53 @@ START_TEST(test_delivery_lock)
                   : 5);
     }
     ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_int_eq(WEXITSTATUS(status), 0);
+    queue_close(q);
+}
+END_TEST
+
+/*
+ * A status query must never turn a deliverer away: while one process is asking who delivers
+ * (over and over, as `watch sctpm-client queue` would), another takes the lock every time.
+ */
+START_TEST(test_delivery_probe_does_not_block)
+{
+    struct queue *q = open_q(10, 1 << 20);
+    pid_t pid, holder = 0;
+    int status, busy = 1, i;
+
+    ck_assert_int_eq(queue_delivery_holder(q, &busy, &holder), SCTPM_RC_SUCCESS);
+    ck_assert_int_eq(busy, 0);
+    ck_assert_int_eq(holder, 0);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        struct queue *cq = NULL;
+        struct queue_limits lim = {10, 1 << 20};
+        char err[512];
+        int b;
+        pid_t h;
+
+        if (queue_open(dir, &lim, &cq, err, sizeof(err)) != SCTPM_RC_SUCCESS) {
+            _exit(2);
+        }
+        for (i = 0; i < 20000; i++) {
+            if (queue_delivery_holder(cq, &b, &h) != SCTPM_RC_SUCCESS) {
+                _exit(3);
+            }
+        }
+        queue_close(cq);
+        _exit(0);
+    }
+    for (i = 0; i < 2000; i++) {
+        ck_assert_int_eq(queue_lock_delivery(q, &holder), SCTPM_RC_SUCCESS);
+        ck_assert_int_eq(queue_delivery_holder(q, &busy, &holder), SCTPM_RC_SUCCESS);
+        ck_assert_int_eq(busy, 1);
+        ck_assert_int_eq(holder, getpid());
+        queue_unlock_delivery(q);
+    }
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status));
     ck_assert_int_eq(WEXITSTATUS(status), 0);
     queue_close(q);
 }
@@ -585,6 +638,7 @@ int main(void)
     tcase_add_test(tc, test_survives_sigkill);
     tcase_add_test(tc, test_concurrent_enqueuers);
     tcase_add_test(tc, test_delivery_lock);
+    tcase_add_test(tc, test_delivery_probe_does_not_block);
     tcase_add_test(tc, test_identity);
     tcase_add_test(tc, test_reject);
     tcase_add_test(tc, test_c2d_seen);
