@@ -71,4 +71,36 @@ INNER
 check "no TCTI configured: tpm2-tools find sctpmd on the default port (own netns)" \
     unshare -n bash "$T/default.sh"
 
+# tcti-mssim writes a command's header and body separately, so its Nagle holds the body until
+# the header is acknowledged: sctpmd must send that ACK at once (else every command waits ~40 ms
+# for a delayed ACK) and no other (the response carries the ACK of the body). Counted, not
+# timed: in a network namespace of our own the TCP counters are this test's alone, and a command
+# must cost 4 segments (header, its ACK, body, response) with no delayed ACK at all.
+cat >"$T/segments.sh" <<INNER
+set -e
+ip link set lo up
+sctpmd --state "$T/seg.state" --foreground --fsync never >"$T/seg.log" 2>&1 &
+pid=\$!
+for i in \$(seq 500); do (exec 3<>/dev/tcp/127.0.0.1/2322) 2>/dev/null && break; sleep 0.02; done
+counters() { nstat -asz TcpOutSegs TcpExtDelayedACKs | awk '{printf "%s=%s ", \$1, \$2}'; }
+before=\$(counters)
+tpm-client mssim:host=127.0.0.1,port=2321 400 >/dev/null
+after=\$(counters)
+kill \$pid
+wait \$pid
+echo "\$before" >"$T/seg.before"
+echo "\$after" >"$T/seg.after"
+INNER
+check "TCP: tcti-mssim's split commands run in its own netns" unshare -n bash "$T/segments.sh"
+seg() { sed -n "s/.*$2=\([0-9]*\).*/\1/p" "$T/seg.$1"; }
+segs=$(($(seg after TcpOutSegs) - $(seg before TcpOutSegs)))
+delacks=$(($(seg after TcpExtDelayedACKs) - $(seg before TcpExtDelayedACKs)))
+note "400 HMACs over tcti-mssim TCP: $segs segments, $delacks delayed ACKs"
+# Without the ACK every command waits (400); a loaded machine that leaves sctpmd unscheduled
+# for 40 ms now and then makes a few, each adding one segment.
+check "TCP: no command waits for a delayed ACK" test "$delacks" -le 40
+# 400 HMACs plus the client's setup (about ten commands) at 4 segments each, and a few for the
+# connection itself; a fifth segment per command (an ACK of the body) would make it 2000 or more.
+check "TCP: 4 segments per command, no pure ACK of the body" test "$segs" -le $((1700 + delacks))
+
 finish
