@@ -28,6 +28,7 @@
 
 #define LOGMODULE mfg
 #include "log.h"
+#include "esysdl.h"
 #include "io.h"
 #include "mfg.h"
 #include "tpmtmpl.h"
@@ -67,6 +68,7 @@ enum { EK_RSA, EK_ECC, EK_COUNT };
 
 /* Everything one mfg_run() call makes, so that a failure can take it back. */
 struct mfg {
+    const struct esysdl *api;
     ESYS_CONTEXT *esys;
     const char *dir;
     char *err;
@@ -152,14 +154,14 @@ static enum sctpm_rc handle_exists(struct mfg *m, TPM2_HANDLE handle, int *exist
     TSS2_RC r;
 
     *exists = 0;
-    r = Esys_GetCapability(m->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_CAP_HANDLES,
+    r = m->api->GetCapability(m->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_CAP_HANDLES,
                            handle, 1, &more, &cap);
     if (r != TSS2_RC_SUCCESS) {
         return tss_fail(m, "GetCapability(HANDLES)", r);
     }
     /* The TPM lists handles from `handle` upwards; ours is there only if it comes first. */
     *exists = cap->data.handles.count > 0 && cap->data.handles.handle[0] == handle;
-    Esys_Free(cap);
+    m->api->Free(cap);
     return SCTPM_RC_SUCCESS;
 }
 
@@ -183,7 +185,7 @@ static enum sctpm_rc read_properties(struct mfg *m)
         TSS2_RC r;
         uint32_t i;
 
-        r = Esys_GetCapability(m->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+        r = m->api->GetCapability(m->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
                                TPM2_CAP_TPM_PROPERTIES, next, last - next + 1, &more, &cap);
         if (r != TSS2_RC_SUCCESS) {
             return tss_fail(m, "GetCapability(TPM_PROPERTIES)", r);
@@ -215,7 +217,7 @@ static enum sctpm_rc read_properties(struct mfg *m)
                 next = p->property + 1;
             }
         }
-        Esys_Free(cap);
+        m->api->Free(cap);
         /* A TPM that returns nothing new would otherwise keep this loop going forever. */
         if (next == previous) {
             break;
@@ -277,7 +279,7 @@ static enum sctpm_rc create_persistent(struct mfg *m, ESYS_TR hierarchy, const T
     double t0 = now_ms();
     TSS2_RC r;
 
-    r = Esys_CreatePrimary(m->esys, hierarchy, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
+    r = m->api->CreatePrimary(m->esys, hierarchy, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
                            &sensitive, tmpl, &outside, &pcrs, &transient, &pub, NULL, NULL, NULL);
     if (r != TSS2_RC_SUCCESS) {
         rc =
@@ -285,7 +287,7 @@ static enum sctpm_rc create_persistent(struct mfg *m, ESYS_TR hierarchy, const T
         goto out;
     }
     LOG_DEBUG("TPM2_CreatePrimary of the %s took %.1f ms", what, now_ms() - t0);
-    r = Esys_EvictControl(m->esys, ESYS_TR_RH_OWNER, transient, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+    r = m->api->EvictControl(m->esys, ESYS_TR_RH_OWNER, transient, ESYS_TR_PASSWORD, ESYS_TR_NONE,
                           ESYS_TR_NONE, handle, &persisted);
     if (r != TSS2_RC_SUCCESS) {
         rc = fail(m, SCTPM_RC_TPM, "TPM2_EvictControl of the %s to 0x%08x failed (TSS2_RC 0x%08x).",
@@ -301,13 +303,13 @@ static enum sctpm_rc create_persistent(struct mfg *m, ESYS_TR hierarchy, const T
     rc = SCTPM_RC_SUCCESS;
 out:
     if (transient != ESYS_TR_NONE) {
-        r = Esys_FlushContext(m->esys, transient);
+        r = m->api->FlushContext(m->esys, transient);
         if (r != TSS2_RC_SUCCESS && rc == SCTPM_RC_SUCCESS) {
             rc = fail(m, SCTPM_RC_TPM, "TPM2_FlushContext of the %s failed (TSS2_RC 0x%08x).", what,
                       r);
         }
     }
-    Esys_Free(pub);
+    m->api->Free(pub);
     return rc;
 }
 
@@ -770,7 +772,7 @@ static enum sctpm_rc store_cert(struct mfg *m, TPM2_HANDLE index, const uint8_t 
     pub.nvPublic.nameAlg = TPM2_ALG_SHA256;
     pub.nvPublic.attributes = CERT_NV_ATTRIBUTES;
     pub.nvPublic.dataSize = (uint16_t)len;
-    r = Esys_NV_DefineSpace(m->esys, ESYS_TR_RH_PLATFORM, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+    r = m->api->NV_DefineSpace(m->esys, ESYS_TR_RH_PLATFORM, ESYS_TR_PASSWORD, ESYS_TR_NONE,
                             ESYS_TR_NONE, &auth, &pub, &nv);
     if (r != TSS2_RC_SUCCESS) {
         return fail(m, SCTPM_RC_TPM, "TPM2_NV_DefineSpace of 0x%08x failed (TSS2_RC 0x%08x).",
@@ -780,7 +782,7 @@ static enum sctpm_rc store_cert(struct mfg *m, TPM2_HANDLE index, const uint8_t 
     for (off = 0; off < len; off += chunk.size) {
         chunk.size = (uint16_t)(len - off < max_chunk ? len - off : max_chunk);
         memcpy(chunk.buffer, der + off, chunk.size);
-        r = Esys_NV_Write(m->esys, ESYS_TR_RH_PLATFORM, nv, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+        r = m->api->NV_Write(m->esys, ESYS_TR_RH_PLATFORM, nv, ESYS_TR_PASSWORD, ESYS_TR_NONE,
                           ESYS_TR_NONE, &chunk, (uint16_t)off);
         if (r != TSS2_RC_SUCCESS) {
             return fail(m, SCTPM_RC_TPM,
@@ -788,7 +790,7 @@ static enum sctpm_rc store_cert(struct mfg *m, TPM2_HANDLE index, const uint8_t 
                         off, r);
         }
     }
-    r = Esys_NV_WriteLock(m->esys, ESYS_TR_RH_PLATFORM, nv, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+    r = m->api->NV_WriteLock(m->esys, ESYS_TR_RH_PLATFORM, nv, ESYS_TR_PASSWORD, ESYS_TR_NONE,
                           ESYS_TR_NONE);
     if (r != TSS2_RC_SUCCESS) {
         return fail(m, SCTPM_RC_TPM, "TPM2_NV_WriteLock of 0x%08x failed (TSS2_RC 0x%08x).", index,
@@ -826,7 +828,7 @@ static void rollback(struct mfg *m)
 
     while (m->n_nv > 0) {
         ESYS_TR nv = m->nv[--m->n_nv];
-        r = Esys_NV_UndefineSpace(m->esys, ESYS_TR_RH_PLATFORM, nv, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+        r = m->api->NV_UndefineSpace(m->esys, ESYS_TR_RH_PLATFORM, nv, ESYS_TR_PASSWORD, ESYS_TR_NONE,
                                   ESYS_TR_NONE);
         if (r != TSS2_RC_SUCCESS) {
             LOG_WARNING("cannot remove an EK certificate index: 0x%08x", r);
@@ -835,7 +837,7 @@ static void rollback(struct mfg *m)
     while (m->n_persistent > 0) {
         ESYS_TR gone = ESYS_TR_NONE;
         size_t i = --m->n_persistent;
-        r = Esys_EvictControl(m->esys, ESYS_TR_RH_OWNER, m->persistent[i], ESYS_TR_PASSWORD,
+        r = m->api->EvictControl(m->esys, ESYS_TR_RH_OWNER, m->persistent[i], ESYS_TR_PASSWORD,
                               ESYS_TR_NONE, ESYS_TR_NONE, m->persistent_handle[i], &gone);
         if (r != TSS2_RC_SUCCESS) {
             LOG_WARNING("cannot evict persistent handle 0x%08x: 0x%08x", m->persistent_handle[i],
@@ -850,9 +852,10 @@ static void rollback(struct mfg *m)
     }
 }
 
-enum sctpm_rc mfg_run(const char *state_dir, char *err, size_t errlen)
+enum sctpm_rc mfg_run_with(const char *state_dir, const struct esysdl *api, char *err,
+                           size_t errlen)
 {
-    struct mfg m = {.dir = state_dir, .err = err, .errlen = errlen};
+    struct mfg m = {.api = api, .dir = state_dir, .err = err, .errlen = errlen};
     TPM2B_PUBLIC tmpl;
     enum sctpm_rc rc = SCTPM_RC_GENERAL_FAILURE;
     double t_start = now_ms(), t = t_start, t_prop, t_rsa, t_ecc, t_ca, t_cert, t_srk;
@@ -867,7 +870,7 @@ enum sctpm_rc mfg_run(const char *state_dir, char *err, size_t errlen)
     if (!tpm_running()) {
         return fail(&m, SCTPM_RC_NO_TPM, "The TPM is not running.");
     }
-    r = Esys_Initialize(&m.esys, tpm_inproc_tcti(), NULL);
+    r = api->Initialize(&m.esys, tpm_inproc_tcti(), NULL);
     if (r != TSS2_RC_SUCCESS) {
         rc = fail(&m, SCTPM_RC_TPM, "ESYS could not be initialised (TSS2_RC 0x%08x).", r);
         goto out;
@@ -933,7 +936,27 @@ out:
     X509_free(m.ca_cert);
     EVP_PKEY_free(m.ca_key);
     if (m.esys != NULL) {
-        Esys_Finalize(&m.esys);
+        api->Finalize(&m.esys);
     }
+    return rc;
+}
+
+enum sctpm_rc mfg_run(const char *state_dir, char *err, size_t errlen)
+{
+    struct esysdl api;
+    enum sctpm_rc rc;
+    char why[256];
+
+    rc = esysdl_open(&api, why, sizeof(why));
+    if (rc != SCTPM_RC_SUCCESS) {
+        struct mfg m = {.err = err, .errlen = errlen};
+
+        if (err != NULL && errlen > 0) {
+            err[0] = '\0';
+        }
+        return fail(&m, rc, "Manufacture needs ESAPI: %s.", why);
+    }
+    rc = mfg_run_with(state_dir, &api, err, errlen);
+    esysdl_close(&api);
     return rc;
 }

@@ -52,6 +52,15 @@
  */
 enum sctpm_rc mfg_run(const char *state_dir, char *err, size_t errlen);
 
+/*
+ * mfg_run() through an ESAPI table the caller has loaded (esysdl_open()) and may have changed:
+ * the unit tests put a failing function in it. mfg_run() loads the table in the process it runs
+ * in, so that ESAPI is never part of the daemon itself (see esysdl.h).
+ */
+struct esysdl;
+enum sctpm_rc mfg_run_with(const char *state_dir, const struct esysdl *api, char *err,
+                           size_t errlen);
+
 /* The templates of the keys made here are in common/tpmtmpl.h. */
 
 #endif /* SCTPM_EMULATOR_MFG_H */

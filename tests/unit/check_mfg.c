@@ -21,6 +21,7 @@
 
 #define LOGMODULE check_mfg
 #include "log.h"
+#include "esysdl.h"
 #include "mfg.h"
 #include "tpmtmpl.h"
 #include "tpm.h"
@@ -669,42 +670,31 @@ START_TEST(test_fresh_states_differ)
 END_TEST
 
 /*
- * The SRK is the last step, so failing it shows that everything before is taken back. The seam:
- * check_mfg links with -Wl,--wrap=Esys_CreatePrimary, and this wrapper fails the next
- * CreatePrimary under the owner hierarchy with `srk_failure` when that is set.
+ * The SRK is the last step, so failing it shows that everything before is taken back. The seam is
+ * mfg_run_with()'s ESAPI table: its CreatePrimary is replaced by this function, which fails the
+ * next CreatePrimary under the owner hierarchy with `srk_failure` when that is set.
  */
 static TSS2_RC srk_failure = TSS2_RC_SUCCESS;
+static __typeof__(Esys_CreatePrimary) *real_create_primary;
 
-TSS2_RC __real_Esys_CreatePrimary(ESYS_CONTEXT *esys, ESYS_TR primaryHandle, ESYS_TR shandle1,
-                                  ESYS_TR shandle2, ESYS_TR shandle3,
-                                  const TPM2B_SENSITIVE_CREATE *inSensitive,
-                                  const TPM2B_PUBLIC *inPublic, const TPM2B_DATA *outsideInfo,
-                                  const TPML_PCR_SELECTION *creationPCR, ESYS_TR *objectHandle,
-                                  TPM2B_PUBLIC **outPublic, TPM2B_CREATION_DATA **creationData,
-                                  TPM2B_DIGEST **creationHash, TPMT_TK_CREATION **creationTicket);
-TSS2_RC __wrap_Esys_CreatePrimary(ESYS_CONTEXT *esys, ESYS_TR primaryHandle, ESYS_TR shandle1,
-                                  ESYS_TR shandle2, ESYS_TR shandle3,
-                                  const TPM2B_SENSITIVE_CREATE *inSensitive,
-                                  const TPM2B_PUBLIC *inPublic, const TPM2B_DATA *outsideInfo,
-                                  const TPML_PCR_SELECTION *creationPCR, ESYS_TR *objectHandle,
-                                  TPM2B_PUBLIC **outPublic, TPM2B_CREATION_DATA **creationData,
-                                  TPM2B_DIGEST **creationHash, TPMT_TK_CREATION **creationTicket);
-TSS2_RC __wrap_Esys_CreatePrimary(ESYS_CONTEXT *esys, ESYS_TR primaryHandle, ESYS_TR shandle1,
-                                  ESYS_TR shandle2, ESYS_TR shandle3,
-                                  const TPM2B_SENSITIVE_CREATE *inSensitive,
-                                  const TPM2B_PUBLIC *inPublic, const TPM2B_DATA *outsideInfo,
-                                  const TPML_PCR_SELECTION *creationPCR, ESYS_TR *objectHandle,
-                                  TPM2B_PUBLIC **outPublic, TPM2B_CREATION_DATA **creationData,
-                                  TPM2B_DIGEST **creationHash, TPMT_TK_CREATION **creationTicket)
+static TSS2_RC failing_create_primary(ESYS_CONTEXT *esys, ESYS_TR primaryHandle, ESYS_TR shandle1,
+                                      ESYS_TR shandle2, ESYS_TR shandle3,
+                                      const TPM2B_SENSITIVE_CREATE *inSensitive,
+                                      const TPM2B_PUBLIC *inPublic, const TPM2B_DATA *outsideInfo,
+                                      const TPML_PCR_SELECTION *creationPCR,
+                                      ESYS_TR *objectHandle, TPM2B_PUBLIC **outPublic,
+                                      TPM2B_CREATION_DATA **creationData,
+                                      TPM2B_DIGEST **creationHash,
+                                      TPMT_TK_CREATION **creationTicket)
 {
     if (srk_failure != TSS2_RC_SUCCESS && primaryHandle == ESYS_TR_RH_OWNER) {
         TSS2_RC r = srk_failure;
         srk_failure = TSS2_RC_SUCCESS;
         return r;
     }
-    return __real_Esys_CreatePrimary(esys, primaryHandle, shandle1, shandle2, shandle3, inSensitive,
-                                     inPublic, outsideInfo, creationPCR, objectHandle, outPublic,
-                                     creationData, creationHash, creationTicket);
+    return real_create_primary(esys, primaryHandle, shandle1, shandle2, shandle3, inSensitive,
+                               inPublic, outsideInfo, creationPCR, objectHandle, outPublic,
+                               creationData, creationHash, creationTicket);
 }
 
 /* Nothing of a manufacture is left: no keys, no certificate indices, no CA files. */
@@ -728,6 +718,7 @@ START_TEST(test_failure_rolls_back)
     struct nvstore *st = start_fresh(dir_a, NVSTORE_FSYNC_NEVER);
     ESYS_CONTEXT *esys = esys_open();
     TPML_HANDLE list;
+    struct esysdl api;
     char missing[PATH_MAX + 16], err[256];
 
     /* The CA files cannot be written: the EKs made before are evicted again. */
@@ -737,8 +728,12 @@ START_TEST(test_failure_rolls_back)
     check_nothing_made(esys, dir_a);
 
     /* The SRK fails after both certificates are locked in NV: the indices go too. */
+    ck_assert_int_eq(esysdl_open(&api, err, sizeof(err)), SCTPM_RC_SUCCESS);
+    real_create_primary = api.CreatePrimary;
+    api.CreatePrimary = failing_create_primary;
     srk_failure = TPM2_RC_OBJECT_MEMORY;
-    ck_assert_int_eq(mfg_run(dir_a, err, sizeof(err)), SCTPM_RC_TPM);
+    ck_assert_int_eq(mfg_run_with(dir_a, &api, err, sizeof(err)), SCTPM_RC_TPM);
+    esysdl_close(&api);
     ck_assert_ptr_nonnull(strstr(err, "SRK"));
     ck_assert_ptr_nonnull(strstr(err, "(TSS2_RC 0x00000902)"));
     check_nothing_made(esys, dir_a);
@@ -774,6 +769,25 @@ START_TEST(test_tpm_error_reported)
 }
 END_TEST
 
+/* The ESAPI table loads every function, and closing it clears it (twice is harmless). */
+START_TEST(test_esysdl)
+{
+    struct esysdl api;
+    char err[256] = "";
+
+    ck_assert_int_eq(esysdl_open(&api, err, sizeof(err)), SCTPM_RC_SUCCESS);
+    ck_assert_ptr_nonnull(api.handle);
+    ck_assert_ptr_nonnull(api.Initialize);
+    ck_assert_ptr_nonnull(api.NV_UndefineSpace);
+    /* The same function the linker gives this test program. */
+    ck_assert(api.CreatePrimary == Esys_CreatePrimary);
+    esysdl_close(&api);
+    ck_assert_ptr_null(api.handle);
+    ck_assert_ptr_null(api.CreatePrimary);
+    esysdl_close(&api);
+}
+END_TEST
+
 START_TEST(test_needs_running_tpm)
 {
     char err[256] = "";
@@ -797,6 +811,7 @@ int main(void)
     /* RSA key generation is slow under valgrind; the time limit only catches a hang. */
     tcase_set_timeout(tc, 600);
     tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_esysdl);
     tcase_add_test(tc, test_needs_running_tpm);
     tcase_add_test(tc, test_manufacture);
     tcase_add_test(tc, test_fresh_states_differ);
