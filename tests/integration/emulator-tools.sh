@@ -54,44 +54,40 @@ for tr in $TRANSPORTS; do
     check "$tr: daemon stops cleanly again" stop_daemon "$name"
 done
 
-# Clients that configure nothing: tctildr tries /dev/tpmrm0, /dev/tpm0, then swtpm and mssim on
-# localhost:2321. Port 2321 is only certain to be free in a network namespace of our own.
-cat >"$T/default.sh" <<INNER
+# in_netns NAME BODY: runs the shell text BODY in a network namespace of its own (lo up), where
+# sctpmd NAME listens on the default ports 2321/2322, which only there are certain to be free.
+in_netns() {
+    cat >"$T/$1.sh" <<INNER
 set -e
 ip link set lo up
-sctpmd --state "$T/default.state" --foreground --fsync never >"$T/default.log" 2>&1 &
+sctpmd --state "$T/$1.state" --foreground --fsync never >"$T/$1.log" 2>&1 &
 pid=\$!
 for i in \$(seq 500); do (exec 3<>/dev/tcp/127.0.0.1/2322) 2>/dev/null && break; sleep 0.02; done
-unset TPM2TOOLS_TCTI
-tpm2_getrandom --hex 16 2>/dev/null | grep -Eq '^[0-9a-f]{32}\$'
-tpm2_pcrread sha256:0 2>/dev/null | grep -q '0 :'
+$2
 kill \$pid
 wait \$pid
 INNER
+    unshare -n bash "$T/$1.sh"
+}
+
+# Clients that configure nothing: tctildr tries /dev/tpmrm0, /dev/tpm0, then swtpm and mssim on
+# localhost:2321.
 check "no TCTI configured: tpm2-tools find sctpmd on the default port (own netns)" \
-    unshare -n bash "$T/default.sh"
+    in_netns default '
+unset TPM2TOOLS_TCTI
+tpm2_getrandom --hex 16 2>/dev/null | grep -Eq "^[0-9a-f]{32}$"
+tpm2_pcrread sha256:0 2>/dev/null | grep -q "0 :"'
 
 # tcti-mssim writes a command's header and body separately, so its Nagle holds the body until
 # the header is acknowledged: sctpmd must send that ACK at once (else every command waits ~40 ms
 # for a delayed ACK) and no other (the response carries the ACK of the body). Counted, not
 # timed: in a network namespace of our own the TCP counters are this test's alone, and a command
 # must cost 4 segments (header, its ACK, body, response) with no delayed ACK at all.
-cat >"$T/segments.sh" <<INNER
-set -e
-ip link set lo up
-sctpmd --state "$T/seg.state" --foreground --fsync never >"$T/seg.log" 2>&1 &
-pid=\$!
-for i in \$(seq 500); do (exec 3<>/dev/tcp/127.0.0.1/2322) 2>/dev/null && break; sleep 0.02; done
-counters() { nstat -asz TcpOutSegs TcpExtDelayedACKs | awk '{printf "%s=%s ", \$1, \$2}'; }
-before=\$(counters)
+check "TCP: tcti-mssim's split commands run in its own netns" in_netns seg "
+counters() { nstat -asz TcpOutSegs TcpExtDelayedACKs | awk '{printf \"%s=%s \", \$1, \$2}'; }
+counters >'$T/seg.before'
 tpm-client mssim:host=127.0.0.1,port=2321 400 >/dev/null
-after=\$(counters)
-kill \$pid
-wait \$pid
-echo "\$before" >"$T/seg.before"
-echo "\$after" >"$T/seg.after"
-INNER
-check "TCP: tcti-mssim's split commands run in its own netns" unshare -n bash "$T/segments.sh"
+counters >'$T/seg.after'"
 seg() { sed -n "s/.*$2=\([0-9]*\).*/\1/p" "$T/seg.$1"; }
 segs=$(($(seg after TcpOutSegs) - $(seg before TcpOutSegs)))
 delacks=$(($(seg after TcpExtDelayedACKs) - $(seg before TcpExtDelayedACKs)))

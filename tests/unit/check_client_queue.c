@@ -48,6 +48,22 @@ static struct queue *open_q(uint64_t max_messages, uint64_t max_bytes)
     return q;
 }
 
+/*
+ * In a forked child, which must not use Check's assertions: the queue opened as another process
+ * would, or _exit(2).
+ */
+static struct queue *child_open_q(void)
+{
+    struct queue_limits lim = {10, 1 << 20};
+    struct queue *q = NULL;
+    char err[512];
+
+    if (queue_open(dir, &lim, &q, err, sizeof(err)) != SCTPM_RC_SUCCESS) {
+        _exit(2);
+    }
+    return q;
+}
+
 /* Pushes one message with body `body` and a fresh (or given) id; returns the push's rc. */
 static enum sctpm_rc push(struct queue *q, const char *body, const char *id, char *id_out)
 {
@@ -418,15 +434,10 @@ START_TEST(test_delivery_lock)
     pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
-        struct queue *cq = NULL;
-        struct queue_limits lim = {10, 1 << 20};
-        char err[512];
+        struct queue *cq = child_open_q();
         pid_t h = 0;
         int busy = 0;
 
-        if (queue_open(dir, &lim, &cq, err, sizeof(err)) != SCTPM_RC_SUCCESS) {
-            _exit(2);
-        }
         /* Another process may enqueue but not deliver; it learns who delivers. */
         if (push(cq, "from the child", NULL, NULL) != SCTPM_RC_SUCCESS) {
             _exit(3);
@@ -450,14 +461,7 @@ START_TEST(test_delivery_lock)
     queue_unlock_delivery(q);
     pid = fork();
     if (pid == 0) {
-        struct queue *cq = NULL;
-        struct queue_limits lim = {10, 1 << 20};
-        char err[512];
-
-        _exit(queue_open(dir, &lim, &cq, err, sizeof(err)) == SCTPM_RC_SUCCESS &&
-                      queue_lock_delivery(cq, NULL) == SCTPM_RC_SUCCESS
-                  ? 0
-                  : 5);
+        _exit(queue_lock_delivery(child_open_q(), NULL) == SCTPM_RC_SUCCESS ? 0 : 5);
     }
     ck_assert_int_eq(waitpid(pid, &status, 0), pid);
     ck_assert_int_eq(WEXITSTATUS(status), 0);
@@ -481,15 +485,10 @@ START_TEST(test_delivery_probe_does_not_block)
     pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
-        struct queue *cq = NULL;
-        struct queue_limits lim = {10, 1 << 20};
-        char err[512];
+        struct queue *cq = child_open_q();
         int b;
         pid_t h;
 
-        if (queue_open(dir, &lim, &cq, err, sizeof(err)) != SCTPM_RC_SUCCESS) {
-            _exit(2);
-        }
         for (i = 0; i < 20000; i++) {
             if (queue_delivery_holder(cq, &b, &h) != SCTPM_RC_SUCCESS) {
                 _exit(3);
