@@ -31,6 +31,10 @@ waitsock "$W/rm.sock.ctrl"; waitsock "$W/raw.sock.ctrl"
 abrmd=
 if command -v tpm2-abrmd >/dev/null && command -v dbus-run-session >/dev/null && command -v swtpm >/dev/null; then
     abrmd=1
+    if ! ldconfig -p | grep -q 'libtss2-tcti-tabrmd\.so\.0'; then
+        echo "rm.sh: no swtpm + tpm2-abrmd comparison: its client TCTI, libtss2-tcti-tabrmd.so.0, is missing (package libtss2-tcti-tabrmd0; scripts/install-deps)" >&2
+        abrmd=
+    fi
 fi
 
 # aggregate TCTI K: HMACs per second over K concurrent clients.
@@ -65,7 +69,7 @@ B=$B N=$N W=$W
 for r in \$(seq $ROUNDS); do for k in 1 4 16; do aggregate tabrmd:bus_type=session \$k >>$W/abrmd.\$k; done; done
 kill \$a
 INNER
-    dbus-run-session -- bash "$W/abrmd.sh" || abrmd=
+    dbus-run-session -- bash "$W/abrmd.sh" || { echo "rm.sh: the swtpm + tpm2-abrmd runs failed; no comparison" >&2; abrmd=; }
 fi
 
 one=$(median <"$W/rm.1")
