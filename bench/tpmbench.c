@@ -142,7 +142,7 @@ static int cmp(const void *a, const void *b)
     do {                                                                                           \
         TSS2_RC r_ = (x);                                                                          \
         if (r_ != TSS2_RC_SUCCESS) {                                                               \
-            fprintf(stderr, "tpmbench: %s failed: 0x%08x\n", #x, r_);                             \
+            fprintf(stderr, "tpmbench: %s failed: 0x%08x\n", #x, r_);                              \
             return 1;                                                                              \
         }                                                                                          \
     } while (0)

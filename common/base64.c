@@ -92,7 +92,8 @@ enum sctpm_rc base64_decode(const char *in, size_t in_len, uint8_t **out, size_t
                 goto out;
             }
         }
-        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
+        uint32_t w =
+            (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
         buf[n++] = (uint8_t)(w >> 16);
         if (!last || pad < 2) {
             buf[n++] = (uint8_t)(w >> 8);

@@ -16,8 +16,8 @@
 #include "log.h"
 #include "io.h"
 
-#define MAX_RULES 32
-#define MAX_NAME 32
+#define MAX_RULES    32
+#define MAX_NAME     32
 #define LINE_MAX_LEN 4096
 
 struct rule {
@@ -278,13 +278,14 @@ static size_t prefix(char *buf, size_t size, const struct log_module *m, enum lo
     base = base != NULL ? base + 1 : file;
     if (level >= LOG_LEVEL_DEBUG) {
         n = snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s[%ld] %s %s: %s:%d %s(): ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000, ident, (long)getpid(), tags[level], m->name,
-                     base, line, func);
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000, ident, (long)getpid(), tags[level], m->name, base, line,
+                     func);
     } else {
-        n = snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s[%ld] %s %s: ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000, ident, (long)getpid(), tags[level], m->name);
+        n = snprintf(buf, size,
+                     "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s[%ld] %s %s: ", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000, ident, (long)getpid(), tags[level], m->name);
     }
     return n < 0 ? 0 : (size_t)n >= size ? size - 1 : (size_t)n;
 }

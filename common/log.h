@@ -84,7 +84,7 @@ void log_reset(void);
 #endif
 
 #define LOG_STR_(x) #x
-#define LOG_STR(x) LOG_STR_(x)
+#define LOG_STR(x)  LOG_STR_(x)
 
 static struct log_module log_this_module __attribute__((unused)) = {LOG_STR(LOGMODULE), 0};
 
@@ -95,11 +95,11 @@ static struct log_module log_this_module __attribute__((unused)) = {LOG_STR(LOGM
         }                                                                                          \
     } while (0)
 
-#define LOG_ERROR(...) LOG_AT(LOG_LEVEL_ERROR, __VA_ARGS__)
+#define LOG_ERROR(...)   LOG_AT(LOG_LEVEL_ERROR, __VA_ARGS__)
 #define LOG_WARNING(...) LOG_AT(LOG_LEVEL_WARNING, __VA_ARGS__)
-#define LOG_INFO(...) LOG_AT(LOG_LEVEL_INFO, __VA_ARGS__)
-#define LOG_DEBUG(...) LOG_AT(LOG_LEVEL_DEBUG, __VA_ARGS__)
-#define LOG_TRACE(...) LOG_AT(LOG_LEVEL_TRACE, __VA_ARGS__)
+#define LOG_INFO(...)    LOG_AT(LOG_LEVEL_INFO, __VA_ARGS__)
+#define LOG_DEBUG(...)   LOG_AT(LOG_LEVEL_DEBUG, __VA_ARGS__)
+#define LOG_TRACE(...)   LOG_AT(LOG_LEVEL_TRACE, __VA_ARGS__)
 
 #define LOGBLOB_AT(level, data, len, ...)                                                          \
     do {                                                                                           \

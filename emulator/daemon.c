@@ -17,7 +17,6 @@
 #include <time.h>
 #include <unistd.h>
 
-
 #define LOGMODULE emulator
 #include "daemon.h"
 #include "io.h"
@@ -163,7 +162,8 @@ static int prepare_first_start(struct nvstore *store, const char *dir, char *err
     }
     if (fstatat(dfd, MANUFACTURING, &sb, 0) == 0) {
         LOG_WARNING("the first start of %s was interrupted while its identity was made; "
-                    "discarding the incomplete TPM and manufacturing again", dir);
+                    "discarding the incomplete TPM and manufacturing again",
+                    dir);
         if (nvstore_delete(store, "permall") != SCTPM_RC_SUCCESS ||
             nvstore_delete(store, "volatilestate") != SCTPM_RC_SUCCESS) {
             snprintf(err, errlen, "%s", nvstore_error(store));
@@ -251,13 +251,14 @@ static int manufacture_in_child(struct nvstore *store, const char *dir, char *er
         if (!ok) {
             (void)!write(pfd[1], e, strlen(e));
         }
-        /* The state, its lock and the pipe are the daemon's; the lock stays held through its copy. */
+        /* The state, its lock and the pipe are the daemon's; the lock stays held through its copy.
+         */
         close_from(3);
         _exit(ok ? 0 : 1);
     }
     close(pfd[1]);
-    while (got + 1 < errlen && ((n = read(pfd[0], err + got, errlen - 1 - got)) > 0 ||
-                                (n < 0 && errno == EINTR))) {
+    while (got + 1 < errlen &&
+           ((n = read(pfd[0], err + got, errlen - 1 - got)) > 0 || (n < 0 && errno == EINTR))) {
         got += n > 0 ? (size_t)n : 0;
     }
     if (errlen > 0) {
@@ -328,8 +329,10 @@ int daemon_run(const struct daemon_config *cfg)
     }
     if (new_tpm) {
         if (manufacture_in_child(store, dir, err, sizeof(err)) != 0) {
-            snprintf(msg, sizeof(msg), "cannot manufacture the new TPM in %s: %s (nothing was "
-                     "saved; the next start tries again)", dir, err);
+            snprintf(msg, sizeof(msg),
+                     "cannot manufacture the new TPM in %s: %s (nothing was "
+                     "saved; the next start tries again)",
+                     dir, err);
             fail_start(msg);
             goto out;
         }
@@ -348,8 +351,10 @@ int daemon_run(const struct daemon_config *cfg)
         }
     }
     if (tpm_start(store, &fresh, err, sizeof(err)) != SCTPM_RC_SUCCESS) {
-        snprintf(msg, sizeof(msg), "cannot start the TPM from state %s: %s (the state was left "
-                 "untouched)", dir, err);
+        snprintf(msg, sizeof(msg),
+                 "cannot start the TPM from state %s: %s (the state was left "
+                 "untouched)",
+                 dir, err);
         fail_start(msg);
         goto out;
     }

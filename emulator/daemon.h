@@ -11,10 +11,10 @@
 
 struct daemon_config {
     const char *state_dir;
-    const char *key_file;     /* NULL: state not encrypted */
+    const char *key_file; /* NULL: state not encrypted */
     enum nvstore_fsync fsync_mode;
-    const char *pidfile;      /* NULL: none */
-    int detach;               /* --daemon: fork, new session, parent exits once ready */
+    const char *pidfile; /* NULL: none */
+    int detach;          /* --daemon: fork, new session, parent exits once ready */
     struct server_config server;
 };
 

@@ -155,7 +155,7 @@ static enum sctpm_rc handle_exists(struct mfg *m, TPM2_HANDLE handle, int *exist
 
     *exists = 0;
     r = m->api->GetCapability(m->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_CAP_HANDLES,
-                           handle, 1, &more, &cap);
+                              handle, 1, &more, &cap);
     if (r != TSS2_RC_SUCCESS) {
         return tss_fail(m, "GetCapability(HANDLES)", r);
     }
@@ -186,7 +186,7 @@ static enum sctpm_rc read_properties(struct mfg *m)
         uint32_t i;
 
         r = m->api->GetCapability(m->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-                               TPM2_CAP_TPM_PROPERTIES, next, last - next + 1, &more, &cap);
+                                  TPM2_CAP_TPM_PROPERTIES, next, last - next + 1, &more, &cap);
         if (r != TSS2_RC_SUCCESS) {
             return tss_fail(m, "GetCapability(TPM_PROPERTIES)", r);
         }
@@ -280,7 +280,8 @@ static enum sctpm_rc create_persistent(struct mfg *m, ESYS_TR hierarchy, const T
     TSS2_RC r;
 
     r = m->api->CreatePrimary(m->esys, hierarchy, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
-                           &sensitive, tmpl, &outside, &pcrs, &transient, &pub, NULL, NULL, NULL);
+                              &sensitive, tmpl, &outside, &pcrs, &transient, &pub, NULL, NULL,
+                              NULL);
     if (r != TSS2_RC_SUCCESS) {
         rc =
             fail(m, SCTPM_RC_TPM, "TPM2_CreatePrimary of the %s failed (TSS2_RC 0x%08x).", what, r);
@@ -288,7 +289,7 @@ static enum sctpm_rc create_persistent(struct mfg *m, ESYS_TR hierarchy, const T
     }
     LOG_DEBUG("TPM2_CreatePrimary of the %s took %.1f ms", what, now_ms() - t0);
     r = m->api->EvictControl(m->esys, ESYS_TR_RH_OWNER, transient, ESYS_TR_PASSWORD, ESYS_TR_NONE,
-                          ESYS_TR_NONE, handle, &persisted);
+                             ESYS_TR_NONE, handle, &persisted);
     if (r != TSS2_RC_SUCCESS) {
         rc = fail(m, SCTPM_RC_TPM, "TPM2_EvictControl of the %s to 0x%08x failed (TSS2_RC 0x%08x).",
                   what, handle, r);
@@ -773,7 +774,7 @@ static enum sctpm_rc store_cert(struct mfg *m, TPM2_HANDLE index, const uint8_t 
     pub.nvPublic.attributes = CERT_NV_ATTRIBUTES;
     pub.nvPublic.dataSize = (uint16_t)len;
     r = m->api->NV_DefineSpace(m->esys, ESYS_TR_RH_PLATFORM, ESYS_TR_PASSWORD, ESYS_TR_NONE,
-                            ESYS_TR_NONE, &auth, &pub, &nv);
+                               ESYS_TR_NONE, &auth, &pub, &nv);
     if (r != TSS2_RC_SUCCESS) {
         return fail(m, SCTPM_RC_TPM, "TPM2_NV_DefineSpace of 0x%08x failed (TSS2_RC 0x%08x).",
                     index, r);
@@ -783,7 +784,7 @@ static enum sctpm_rc store_cert(struct mfg *m, TPM2_HANDLE index, const uint8_t 
         chunk.size = (uint16_t)(len - off < max_chunk ? len - off : max_chunk);
         memcpy(chunk.buffer, der + off, chunk.size);
         r = m->api->NV_Write(m->esys, ESYS_TR_RH_PLATFORM, nv, ESYS_TR_PASSWORD, ESYS_TR_NONE,
-                          ESYS_TR_NONE, &chunk, (uint16_t)off);
+                             ESYS_TR_NONE, &chunk, (uint16_t)off);
         if (r != TSS2_RC_SUCCESS) {
             return fail(m, SCTPM_RC_TPM,
                         "TPM2_NV_Write of 0x%08x at offset %zu failed (TSS2_RC 0x%08x).", index,
@@ -791,7 +792,7 @@ static enum sctpm_rc store_cert(struct mfg *m, TPM2_HANDLE index, const uint8_t 
         }
     }
     r = m->api->NV_WriteLock(m->esys, ESYS_TR_RH_PLATFORM, nv, ESYS_TR_PASSWORD, ESYS_TR_NONE,
-                          ESYS_TR_NONE);
+                             ESYS_TR_NONE);
     if (r != TSS2_RC_SUCCESS) {
         return fail(m, SCTPM_RC_TPM, "TPM2_NV_WriteLock of 0x%08x failed (TSS2_RC 0x%08x).", index,
                     r);
@@ -828,8 +829,8 @@ static void rollback(struct mfg *m)
 
     while (m->n_nv > 0) {
         ESYS_TR nv = m->nv[--m->n_nv];
-        r = m->api->NV_UndefineSpace(m->esys, ESYS_TR_RH_PLATFORM, nv, ESYS_TR_PASSWORD, ESYS_TR_NONE,
-                                  ESYS_TR_NONE);
+        r = m->api->NV_UndefineSpace(m->esys, ESYS_TR_RH_PLATFORM, nv, ESYS_TR_PASSWORD,
+                                     ESYS_TR_NONE, ESYS_TR_NONE);
         if (r != TSS2_RC_SUCCESS) {
             LOG_WARNING("cannot remove an EK certificate index: 0x%08x", r);
         }
@@ -838,7 +839,7 @@ static void rollback(struct mfg *m)
         ESYS_TR gone = ESYS_TR_NONE;
         size_t i = --m->n_persistent;
         r = m->api->EvictControl(m->esys, ESYS_TR_RH_OWNER, m->persistent[i], ESYS_TR_PASSWORD,
-                              ESYS_TR_NONE, ESYS_TR_NONE, m->persistent_handle[i], &gone);
+                                 ESYS_TR_NONE, ESYS_TR_NONE, m->persistent_handle[i], &gone);
         if (r != TSS2_RC_SUCCESS) {
             LOG_WARNING("cannot evict persistent handle 0x%08x: 0x%08x", m->persistent_handle[i],
                         r);

@@ -23,12 +23,12 @@
 #include "io.h"
 #include "nvstore.h"
 
-#define MAGIC "SCTPMST1"
-#define HDR_SIZE 16
+#define MAGIC          "SCTPMST1"
+#define HDR_SIZE       16
 #define FLAG_ENCRYPTED 1u
-#define CHECK_SIZE 16
-#define NONCE_SIZE 12
-#define TAG_SIZE 16
+#define CHECK_SIZE     16
+#define NONCE_SIZE     12
+#define TAG_SIZE       16
 
 struct nvstore {
     char dir[PATH_MAX];
@@ -442,7 +442,8 @@ enum sctpm_rc nvstore_save(struct nvstore *st, const char *name, const uint8_t *
     rel = path + strlen(st->dir) + 1;
     reltmp = tmp + strlen(st->dir) + 1;
 
-    size = HDR_SIZE + len + (st->encrypted ? CHECK_SIZE + NONCE_SIZE + TAG_SIZE : SHA256_DIGEST_LENGTH);
+    size = HDR_SIZE + len +
+           (st->encrypted ? CHECK_SIZE + NONCE_SIZE + TAG_SIZE : SHA256_DIGEST_LENGTH);
     file = malloc(size);
     if (file == NULL) {
         return fail(st, SCTPM_RC_NO_MEMORY, "out of memory");
@@ -580,8 +581,8 @@ enum sctpm_rc nvstore_read_key_file(const char *path, uint8_t key[NVSTORE_KEY_SI
         goto out;
     }
     snprintf(err, errlen,
-             "key file %s must hold 32 raw bytes or 64 hexadecimal digits (it has %zd bytes)",
-             path, n);
+             "key file %s must hold 32 raw bytes or 64 hexadecimal digits (it has %zd bytes)", path,
+             n);
 out:
     explicit_bzero(buf, sizeof(buf));
     if (rc != SCTPM_RC_SUCCESS) {

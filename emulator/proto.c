@@ -124,9 +124,8 @@ enum proto_dialect proto_ctrl_dialect(const uint8_t *buf, size_t len)
     return PROTO_DIALECT_MSSIM;
 }
 
-enum proto_status proto_parse_mssim_ctrl(const uint8_t *buf, size_t len,
-                                         struct proto_ctrl_msg *msg, size_t *used,
-                                         const char **why)
+enum proto_status proto_parse_mssim_ctrl(const uint8_t *buf, size_t len, struct proto_ctrl_msg *msg,
+                                         size_t *used, const char **why)
 {
     *msg = (struct proto_ctrl_msg){0};
     *used = 0;
@@ -167,8 +166,7 @@ enum proto_status proto_parse_mssim_ctrl(const uint8_t *buf, size_t len,
 }
 
 enum proto_status proto_parse_swtpm_ctrl(const uint8_t *buf, size_t len, size_t max_blob,
-                                         struct proto_ctrl_msg *msg, size_t *used,
-                                         const char **why)
+                                         struct proto_ctrl_msg *msg, size_t *used, const char **why)
 {
     size_t need;
 

@@ -81,22 +81,22 @@ enum swtpm_code {
 };
 
 /* PTM_CAP_* bits answered to GET_CAPABILITY. */
-#define SWTPM_CAP_INIT (1u << 0)
-#define SWTPM_CAP_SHUTDOWN (1u << 1)
-#define SWTPM_CAP_GET_TPMESTABLISHED (1u << 2)
-#define SWTPM_CAP_SET_LOCALITY (1u << 3)
-#define SWTPM_CAP_HASHING (1u << 4)
-#define SWTPM_CAP_CANCEL_TPM_CMD (1u << 5)
-#define SWTPM_CAP_STORE_VOLATILE (1u << 6)
+#define SWTPM_CAP_INIT                 (1u << 0)
+#define SWTPM_CAP_SHUTDOWN             (1u << 1)
+#define SWTPM_CAP_GET_TPMESTABLISHED   (1u << 2)
+#define SWTPM_CAP_SET_LOCALITY         (1u << 3)
+#define SWTPM_CAP_HASHING              (1u << 4)
+#define SWTPM_CAP_CANCEL_TPM_CMD       (1u << 5)
+#define SWTPM_CAP_STORE_VOLATILE       (1u << 6)
 #define SWTPM_CAP_RESET_TPMESTABLISHED (1u << 7)
-#define SWTPM_CAP_GET_STATEBLOB (1u << 8)
-#define SWTPM_CAP_SET_STATEBLOB (1u << 9)
-#define SWTPM_CAP_STOP (1u << 10)
-#define SWTPM_CAP_GET_CONFIG (1u << 11)
-#define SWTPM_CAP_SET_DATAFD (1u << 12)
-#define SWTPM_CAP_SET_BUFFERSIZE (1u << 13)
-#define SWTPM_CAP_GET_INFO (1u << 14)
-#define SWTPM_CAP_SEND_COMMAND_HEADER (1u << 15)
+#define SWTPM_CAP_GET_STATEBLOB        (1u << 8)
+#define SWTPM_CAP_SET_STATEBLOB        (1u << 9)
+#define SWTPM_CAP_STOP                 (1u << 10)
+#define SWTPM_CAP_GET_CONFIG           (1u << 11)
+#define SWTPM_CAP_SET_DATAFD           (1u << 12)
+#define SWTPM_CAP_SET_BUFFERSIZE       (1u << 13)
+#define SWTPM_CAP_GET_INFO             (1u << 14)
+#define SWTPM_CAP_SEND_COMMAND_HEADER  (1u << 15)
 
 /* A parsed data-channel message. `data` points into the caller's buffer. */
 struct proto_data_msg {
@@ -138,9 +138,8 @@ struct proto_ctrl_msg {
 };
 
 /* Parses one mssim platform-channel message. */
-enum proto_status proto_parse_mssim_ctrl(const uint8_t *buf, size_t len,
-                                         struct proto_ctrl_msg *msg, size_t *used,
-                                         const char **why);
+enum proto_status proto_parse_mssim_ctrl(const uint8_t *buf, size_t len, struct proto_ctrl_msg *msg,
+                                         size_t *used, const char **why);
 
 /* Parses one swtpm control-channel message; blobs larger than `max_blob` are errors. */
 enum proto_status proto_parse_swtpm_ctrl(const uint8_t *buf, size_t len, size_t max_blob,

@@ -14,15 +14,15 @@
 #include "rm.h"
 #include "tpm.h"
 
-#define HDR 10
-#define MAX_CC 512
-#define RSP_MAX (TPM_MAX_COMMAND + 64)
-#define MAX_AUTHS 3
+#define HDR         10
+#define MAX_CC      512
+#define RSP_MAX     (TPM_MAX_COMMAND + 64)
+#define MAX_AUTHS   3
 #define MAX_HANDLES 3 /* no TPM 2.0 command has more than three handles in its handle area */
 
-#define HT(h) ((uint8_t)((h) >> TPM2_HR_SHIFT))
-#define IS_TRANSIENT(h) (HT(h) == TPM2_HT_TRANSIENT)
-#define IS_SESSION(h) (HT(h) == TPM2_HT_HMAC_SESSION || HT(h) == TPM2_HT_POLICY_SESSION)
+#define HT(h)            ((uint8_t)((h) >> TPM2_HR_SHIFT))
+#define IS_TRANSIENT(h)  (HT(h) == TPM2_HT_TRANSIENT)
+#define IS_SESSION(h)    (HT(h) == TPM2_HT_HMAC_SESSION || HT(h) == TPM2_HT_POLICY_SESSION)
 #define IS_PERSISTENT(h) (HT(h) == TPM2_HT_PERSISTENT)
 
 /* A transient object: resident in a TPM slot (phandle != 0), or saved as a context blob. */
@@ -249,8 +249,7 @@ enum sctpm_rc rm_create(const struct rm_config *cfg, struct rm **out, char *err,
         size_t off = HDR;
         if (get_capability(rm, TPM2_CAP_COMMANDS, next, MAX_CC - rm->cc_count) !=
                 SCTPM_RC_SUCCESS ||
-            Tss2_MU_BYTE_Unmarshal(rm->rsp, rm->rsp_len, &off, &more) !=
-                TSS2_RC_SUCCESS ||
+            Tss2_MU_BYTE_Unmarshal(rm->rsp, rm->rsp_len, &off, &more) != TSS2_RC_SUCCESS ||
             Tss2_MU_TPMS_CAPABILITY_DATA_Unmarshal(rm->rsp, rm->rsp_len, &off, &data) !=
                 TSS2_RC_SUCCESS) {
             snprintf(err, errlen, "cannot read the TPM's command attributes (GetCapability)");
@@ -742,8 +741,7 @@ static void keep_gap_small(struct rm *rm)
         if (x == NULL || rm->save_seq - x->saved_seq < REGAP_DISTANCE) {
             break;
         }
-        if (make_session_room(rm, NULL, rm->max_loaded_sessions - 1, NULL, 0) !=
-                TPM2_RC_SUCCESS ||
+        if (make_session_room(rm, NULL, rm->max_loaded_sessions - 1, NULL, 0) != TPM2_RC_SUCCESS ||
             regap_session(rm, x) != 0) {
             break;
         }
@@ -951,8 +949,8 @@ static int creates_object(TPM2_CC cc)
     }
 }
 
-void rm_execute(struct rm_space *s, uint8_t locality, uint8_t *cmd, size_t len,
-                const uint8_t **rsp, size_t *rsp_len)
+void rm_execute(struct rm_space *s, uint8_t locality, uint8_t *cmd, size_t len, const uint8_t **rsp,
+                size_t *rsp_len)
 {
     struct rm *rm = s->rm;
     TPM2_HANDLE handles[MAX_HANDLES], vhandles[MAX_HANDLES];
@@ -1000,9 +998,9 @@ void rm_execute(struct rm_space *s, uint8_t locality, uint8_t *cmd, size_t len,
         (void)Tss2_MU_UINT32_Unmarshal(cmd, len, &off, &cap);
         (void)Tss2_MU_UINT32_Unmarshal(cmd, len, &off, &prop);
         (void)Tss2_MU_UINT32_Unmarshal(cmd, len, &off, &count);
-        if (cap == TPM2_CAP_HANDLES && (HT(prop) == TPM2_HT_TRANSIENT ||
-                                        HT(prop) == TPM2_HT_LOADED_SESSION ||
-                                        HT(prop) == TPM2_HT_SAVED_SESSION)) {
+        if (cap == TPM2_CAP_HANDLES &&
+            (HT(prop) == TPM2_HT_TRANSIENT || HT(prop) == TPM2_HT_LOADED_SESSION ||
+             HT(prop) == TPM2_HT_SAVED_SESSION)) {
             capability_handles(s, prop, count);
             goto out;
         }
@@ -1091,10 +1089,9 @@ void rm_execute(struct rm_space *s, uint8_t locality, uint8_t *cmd, size_t len,
         error_response(rm, TPM2_RC_OBJECT_MEMORY);
         goto out;
     }
-    if ((starts_session || ctx_load_session) &&
-        s->n_sessions >= rm->cfg.max_sessions_per_space) {
-        LOG_WARNING("space %s: refused a new session: it holds %u, the limit per client",
-                    s->name, s->n_sessions);
+    if ((starts_session || ctx_load_session) && s->n_sessions >= rm->cfg.max_sessions_per_space) {
+        LOG_WARNING("space %s: refused a new session: it holds %u, the limit per client", s->name,
+                    s->n_sessions);
         error_response(rm, TPM2_RC_SESSION_MEMORY);
         goto out;
     }
@@ -1126,8 +1123,8 @@ void rm_execute(struct rm_space *s, uint8_t locality, uint8_t *cmd, size_t len,
             struct session *x = find_session(s, need_sess[i]);
             x->last_use = rm->clock;
             if (x->state != SESS_LOADED) {
-                if (make_session_room(rm, s, rm->max_loaded_sessions - 1, need_sess,
-                                      n_need_sess) != TPM2_RC_SUCCESS ||
+                if (make_session_room(rm, s, rm->max_loaded_sessions - 1, need_sess, n_need_sess) !=
+                        TPM2_RC_SUCCESS ||
                     load_session(rm, x) != TPM2_RC_SUCCESS) {
                     error_response(rm, TPM2_RC_SESSION_MEMORY);
                     goto out;
@@ -1185,8 +1182,8 @@ void rm_execute(struct rm_space *s, uint8_t locality, uint8_t *cmd, size_t len,
     }
     /* Sessions without continueSession end with a successful command. */
     for (size_t i = 0; i < n_auth; i++) {
-        struct session *x = auth_sessions[i] != TPM2_RH_PW ? find_session(s, auth_sessions[i])
-                                                           : NULL;
+        struct session *x =
+            auth_sessions[i] != TPM2_RH_PW ? find_session(s, auth_sessions[i]) : NULL;
         if (x != NULL && !auth_continue[i]) {
             session_remove(s, x, 0);
         }
@@ -1263,7 +1260,7 @@ void rm_log_status(struct rm *rm)
         }
         for (struct session *x = s->sessions; x != NULL && m < sizeof(sess) - 24; x = x->next) {
             m += (size_t)snprintf(sess + m, sizeof(sess) - m, " 0x%08x%s", x->handle,
-                                  x->state == SESS_LOADED        ? "*"
+                                  x->state == SESS_LOADED         ? "*"
                                   : x->state == SESS_SAVED_CLIENT ? "(client-saved)"
                                                                   : "");
         }

@@ -35,13 +35,13 @@
 #include "tpm.h"
 
 #define MAX_LISTENERS 8
-#define MAX_EVENTS 64
+#define MAX_EVENTS    64
 /* What one mssim HASH_DATA message may carry. */
 #define MAX_HASH_CHUNK 4096
 /* swtpm GET_INFO answers at most this much per request, as swtpm does. */
 #define INFO_CHUNK 3072
 /* mssim REMOTE_HANDSHAKE flags: platform available, raw mode, physical presence supported. */
-#define MSSIM_FLAGS (0x01u | 0x04u | 0x08u)
+#define MSSIM_FLAGS          (0x01u | 0x04u | 0x08u)
 #define MSSIM_SERVER_VERSION 1
 
 enum channel { CHANNEL_DATA, CHANNEL_CTRL };
@@ -217,8 +217,7 @@ static enum sctpm_rc listen_tcp(struct server *srv, const char *addr, uint16_t p
             }
             getnameinfo(ai->ai_addr, ai->ai_addrlen, host, sizeof(host), NULL, 0, NI_NUMERICHOST);
             snprintf(err, errlen, "cannot listen on %s port %u: %s%s", host, port, strerror(e),
-                     e == EADDRINUSE ? " (is another sctpmd or swtpm running? choose --port)"
-                                     : "");
+                     e == EADDRINUSE ? " (is another sctpmd or swtpm running? choose --port)" : "");
             goto out;
         }
         getnameinfo(ai->ai_addr, ai->ai_addrlen, host, sizeof(host), NULL, 0, NI_NUMERICHOST);
@@ -726,7 +725,8 @@ static long tcp_peer_uid(struct server *srv, const struct conn *c)
         }
     }
     s = srv->diag_fd;
-    if (sendto(s, &msg, sizeof(msg), 0, (struct sockaddr *)&nl, sizeof(nl)) == (ssize_t)sizeof(msg)) {
+    if (sendto(s, &msg, sizeof(msg), 0, (struct sockaddr *)&nl, sizeof(nl)) ==
+        (ssize_t)sizeof(msg)) {
         n = recv(s, &rsp, sizeof(rsp), 0);
         if (n >= (ssize_t)NLMSG_LENGTH(sizeof(struct inet_diag_msg)) &&
             NLMSG_OK(&rsp.nlh, (size_t)n) && rsp.nlh.nlmsg_type == SOCK_DIAG_BY_FAMILY) {
@@ -787,10 +787,9 @@ static void keyed_reap(struct server *srv, int all)
     for (struct keyed_space **pp = &srv->keyed; *pp != NULL;) {
         struct keyed_space *k = *pp;
         int gone = k->refs == 0 &&
-                   (all ||
-                    (k->pid > 0 ? kill(k->pid, 0) != 0 && errno == ESRCH
-                                : now - k->idle_since >=
-                                      (uint64_t)srv->cfg.raw_space_idle * 1000000000u));
+                   (all || (k->pid > 0 ? kill(k->pid, 0) != 0 && errno == ESRCH
+                                       : now - k->idle_since >=
+                                             (uint64_t)srv->cfg.raw_space_idle * 1000000000u));
         if (gone) {
             LOG_DEBUG("swtpm-dialect space %s released", k->key);
             rm_space_free(k->space);
@@ -951,10 +950,8 @@ static int handle_mssim_ctrl(struct server *srv, struct conn *c, const struct pr
             refuse_log(c, "POWER_ON of a powered-off TPM");
             return out_u32(c, 1);
         }
-        return out_u32(c, tpm_power_on(0, TPM_STARTUP_CLEAR, err, sizeof(err)) ==
-                                  SCTPM_RC_SUCCESS
-                              ? 0
-                              : 1);
+        return out_u32(
+            c, tpm_power_on(0, TPM_STARTUP_CLEAR, err, sizeof(err)) == SCTPM_RC_SUCCESS ? 0 : 1);
     case MSSIM_POWER_OFF:
         if (!c->trusted) {
             refuse_log(c, "POWER_OFF");
@@ -973,9 +970,8 @@ static int handle_mssim_ctrl(struct server *srv, struct conn *c, const struct pr
             return out_u32(c, 1);
         }
         LOG_INFO("connection %u (%s) reset the TPM", c->id, c->peer);
-        return out_u32(c, power_cycle(m->code == MSSIM_SIGNAL_RESTART, TPM_STARTUP_CLEAR, 0) == 0
-                              ? 0
-                              : 1);
+        return out_u32(
+            c, power_cycle(m->code == MSSIM_SIGNAL_RESTART, TPM_STARTUP_CLEAR, 0) == 0 ? 0 : 1);
     case MSSIM_PHYS_PRES_ON:
     case MSSIM_PHYS_PRES_OFF:
         if (!c->trusted) {
@@ -996,8 +992,8 @@ static int handle_mssim_ctrl(struct server *srv, struct conn *c, const struct pr
          */
         return out_u32(c, 0);
     case MSSIM_GET_COMMAND_RESPONSE_SIZES:
-        return out_u32(c, 8) | out_u32(c, srv->cfg.max_command) |
-               out_u32(c, srv->cfg.max_command) | out_u32(c, 0);
+        return out_u32(c, 8) | out_u32(c, srv->cfg.max_command) | out_u32(c, srv->cfg.max_command) |
+               out_u32(c, 0);
     case MSSIM_ACT_GET_SIGNALED:
         /* No Authenticated Countdown Timers in libtpms: never signaled. */
         return out_u32(c, 0) | out_u32(c, 0);
@@ -1071,7 +1067,7 @@ static int handle_swtpm_ctrl(struct server *srv, struct conn *c, const struct pr
         LOG_INFO("connection %u (%s) re-initialised the TPM", c->id, c->peer);
         /* Like swtpm 0.8+, shut down orderly first so the DA counter does not climb. */
         return out_u32(c, power_cycle(1, TPM_STARTUP_CLEAR, m->arg[0] & 1) == 0 ? TPM_SUCCESS
-                                                                                 : TPM_FAIL);
+                                                                                : TPM_FAIL);
     case SWTPM_SHUTDOWN:
         if (swtpm_refused(c, "SHUTDOWN (ending the service)")) {
             return out_u32(c, TPM_FAIL);
@@ -1170,8 +1166,7 @@ static int handle_swtpm_ctrl(struct server *srv, struct conn *c, const struct pr
     case SWTPM_SET_BUFFERSIZE: {
         uint32_t min = 0, max = 0, size;
         if (m->arg[0] != 0 && tpm_running()) {
-            return out_u32(c, TPM_INVALID_POSTINIT) | out_u32(c, 0) | out_u32(c, 0) |
-                   out_u32(c, 0);
+            return out_u32(c, TPM_INVALID_POSTINIT) | out_u32(c, 0) | out_u32(c, 0) | out_u32(c, 0);
         }
         size = tpm_buffer_size(m->arg[0], &min, &max);
         return out_u32(c, TPM_SUCCESS) | out_u32(c, size) | out_u32(c, min) | out_u32(c, max);
@@ -1199,7 +1194,6 @@ static int handle_swtpm_ctrl(struct server *srv, struct conn *c, const struct pr
 }
 
 /* ---- reading and dispatch ---- */
-
 
 /*
  * tcti-mssim writes a command's 9-byte header and its body in two write() calls, microseconds
@@ -1308,8 +1302,8 @@ static int process_one(struct server *srv, struct conn *c)
         struct proto_data_msg m;
         enum proto_status st;
         for (;;) {
-            st = proto_parse_data(c->in, c->in_len, srv->cfg.max_command, MAX_HASH_CHUNK, &m,
-                                  &used, &why);
+            st = proto_parse_data(c->in, c->in_len, srv->cfg.max_command, MAX_HASH_CHUNK, &m, &used,
+                                  &why);
             if (st != PROTO_NEED_MORE) {
                 break;
             }

@@ -26,9 +26,9 @@ struct server_config {
     int tcp;                 /* serve TCP on listen_addr:port and port+1 */
     const char *listen_addr; /* NULL: 127.0.0.1; "localhost": 127.0.0.1 and ::1 */
     uint16_t port;
-    const char *unix_path;   /* NULL: no Unix sockets; else PATH and PATH.ctrl */
-    mode_t unix_mode;        /* permissions of the Unix sockets (0600 unless a group is given) */
-    gid_t unix_gid;          /* (gid_t)-1: keep the default group */
+    const char *unix_path; /* NULL: no Unix sockets; else PATH and PATH.ctrl */
+    mode_t unix_mode;      /* permissions of the Unix sockets (0600 unless a group is given) */
+    gid_t unix_gid;        /* (gid_t)-1: keep the default group */
     /* Control-channel dialect: PROTO_DIALECT_UNKNOWN decides per connection (see proto.h). */
     enum proto_dialect ctrl_dialect;
     /*

@@ -17,7 +17,7 @@
 #include "tpm.h"
 
 /* Names libtpms passes to the NV callbacks. */
-#define PERMALL "permall"
+#define PERMALL  "permall"
 #define VOLATILE "volatilestate"
 
 static struct {
@@ -302,8 +302,7 @@ static enum sctpm_rc send_startup_or_shutdown(int shutdown, TPM2_SU type)
     return SCTPM_RC_SUCCESS;
 }
 
-enum sctpm_rc tpm_power_on(int delete_volatile, enum tpm_startup startup, char *err,
-                           size_t errlen)
+enum sctpm_rc tpm_power_on(int delete_volatile, enum tpm_startup startup, char *err, size_t errlen)
 {
     TPM_RESULT res;
 

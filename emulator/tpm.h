@@ -56,8 +56,7 @@ void tpm_execute(uint8_t locality, uint8_t *cmd, size_t len, const uint8_t **rsp
  * TPM2_Startup. tpm_power_off() terminates libtpms without a TPM2_Shutdown (a power cut) unless
  * `orderly`.
  */
-enum sctpm_rc tpm_power_on(int delete_volatile, enum tpm_startup startup, char *err,
-                           size_t errlen);
+enum sctpm_rc tpm_power_on(int delete_volatile, enum tpm_startup startup, char *err, size_t errlen);
 void tpm_power_off(int orderly);
 
 /* Stores the volatile state (swtpm STORE_VOLATILE). */
@@ -79,7 +78,6 @@ TSS2_TCTI_CONTEXT *tpm_inproc_tcti(void);
  * the supported range (swtpm SET_BUFFERSIZE). Only effective while the TPM is off.
  */
 uint32_t tpm_buffer_size(uint32_t wanted, uint32_t *min, uint32_t *max);
-
 
 /*
  * The TIS-level operations of the platform channel: the H-CRTM hash sequence (locality 4) and

@@ -376,8 +376,7 @@ enum sctpm_rc hub_sas_sign(const char *sr, int64_t expiry, const uint8_t *key, s
     if (rc != SCTPM_RC_SUCCESS) {
         return rc;
     }
-    if (HMAC(EVP_sha256(), key, (int)key_len, (unsigned char *)msg, msglen, mac, &maclen) ==
-        NULL) {
+    if (HMAC(EVP_sha256(), key, (int)key_len, (unsigned char *)msg, msglen, mac, &maclen) == NULL) {
         rc = SCTPM_RC_GENERAL_FAILURE;
         goto out;
     }

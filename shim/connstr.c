@@ -27,7 +27,6 @@ static const struct {
     {"GatewayHostName", "is not stored in the TPM; give the gateway to sctpm-client --endpoint"},
 };
 
-
 int connstr_valid_id(const char *id)
 {
     /* IoT Hub's device and module id rule: ASCII letters, digits and - . + % _ # * ? ! ( ) , : = @
@@ -118,8 +117,8 @@ static enum sctpm_rc take_key(struct connstr *c, const char *v, size_t len, char
     }
     if (key_len < CONNSTR_KEY_MIN || key_len > CONNSTR_KEY_MAX) {
         errbuf_set(err, errlen,
-                "SharedAccessKey decodes to %zu bytes; IoT Hub keys are %d to %d bytes.", key_len,
-                CONNSTR_KEY_MIN, CONNSTR_KEY_MAX);
+                   "SharedAccessKey decodes to %zu bytes; IoT Hub keys are %d to %d bytes.",
+                   key_len, CONNSTR_KEY_MIN, CONNSTR_KEY_MAX);
         rc = SCTPM_RC_BAD_FORMAT;
     } else {
         memcpy(c->key, key, key_len);
@@ -144,7 +143,7 @@ static enum sctpm_rc take_field(struct connstr *c, enum field f, const char *v, 
         rc = copy_value(c->host, sizeof(c->host), v, len);
         if (rc != SCTPM_RC_SUCCESS) {
             errbuf_set(err, errlen, "HostName is %zu characters; the limit is %d.", len,
-                    SCTPM_HOST_MAX);
+                       SCTPM_HOST_MAX);
         } else if (!connstr_valid_host(c->host)) {
             errbuf_set(err, errlen, "HostName is not a valid DNS host name.");
             rc = SCTPM_RC_BAD_FORMAT;
@@ -156,12 +155,12 @@ static enum sctpm_rc take_field(struct connstr *c, enum field f, const char *v, 
         rc = copy_value(dst, SCTPM_ID_MAX + 1, v, len);
         if (rc != SCTPM_RC_SUCCESS) {
             errbuf_set(err, errlen, "%s is %zu characters; IoT Hub allows %d.", field_names[f], len,
-                    SCTPM_ID_MAX);
+                       SCTPM_ID_MAX);
         } else if (!connstr_valid_id(dst)) {
             errbuf_set(err, errlen,
-                    "%s has a character IoT Hub does not allow (letters, digits and "
-                    "-.+%%_#*?!(),:=@$' only).",
-                    field_names[f]);
+                       "%s has a character IoT Hub does not allow (letters, digits and "
+                       "-.+%%_#*?!(),:=@$' only).",
+                       field_names[f]);
             rc = SCTPM_RC_BAD_FORMAT;
         }
         break;
@@ -200,20 +199,21 @@ enum sctpm_rc connstr_parse(const char *s, struct connstr *c, char *err, size_t 
 
         if (seglen == 0) {
             errbuf_set(err, errlen,
-                    "the connection string has an empty field (\";;\" or a leading "
-                    "';').");
+                       "the connection string has an empty field (\";;\" or a leading "
+                       "';').");
             goto out;
         }
         eq = memchr(p, '=', seglen);
         if (eq == NULL) {
             errbuf_set(err, errlen, "the field at character %zu has no '=' (expected Name=Value).",
-                    (size_t)(p - s) + 1);
+                       (size_t)(p - s) + 1);
             goto out;
         }
         namelen = (size_t)(eq - p);
         for (size_t i = 0; i < seglen; i++) {
             if (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r') {
-                errbuf_set(err, errlen, "the connection string contains whitespace inside a field.");
+                errbuf_set(err, errlen,
+                           "the connection string contains whitespace inside a field.");
                 goto out;
             }
         }
@@ -232,9 +232,9 @@ enum sctpm_rc connstr_parse(const char *s, struct connstr *c, char *err, size_t 
                 }
             }
             errbuf_set(err, errlen,
-                    "unknown field \"%.*s\" (expected HostName, DeviceId, ModuleId, "
-                    "SharedAccessKey).",
-                    (int)shown, p);
+                       "unknown field \"%.*s\" (expected HostName, DeviceId, ModuleId, "
+                       "SharedAccessKey).",
+                       (int)shown, p);
             goto out;
         }
         if (seen[f]) {
@@ -258,8 +258,8 @@ enum sctpm_rc connstr_parse(const char *s, struct connstr *c, char *err, size_t 
     /* The NV index holds "host/device[/module]" in at most 512 bytes (the Limpet layout). */
     if (connstr_uri(c->host, c->device_id, c->module_id, uri, sizeof(uri)) != SCTPM_RC_SUCCESS) {
         errbuf_set(err, errlen,
-                "HostName is too long: \"host/device/module\" must fit the %d-byte NV index.",
-                SCTPM_NV_URI_MAX);
+                   "HostName is too long: \"host/device/module\" must fit the %d-byte NV index.",
+                   SCTPM_NV_URI_MAX);
         rc = SCTPM_RC_TOO_LARGE;
         goto out;
     }

@@ -52,7 +52,6 @@ static const struct curve {
 #define LABEL_STORAGE   "STORAGE"
 #define LABEL_INTEGRITY "INTEGRITY"
 
-
 static const struct hash_alg *hash_find(TPMI_ALG_HASH alg)
 {
     for (size_t i = 0; i < sizeof(hashes) / sizeof(hashes[0]); i++) {
@@ -246,8 +245,8 @@ static enum sctpm_rc rsa_public(const TPMT_PUBLIC *parent, EVP_PKEY **pkey, char
     /* A TPM reports the modulus at its full size; anything else is not a key it made. */
     if (n->size == 0 || n->size > sizeof(n->buffer) || (uint32_t)n->size * 8 != p->keyBits) {
         errbuf_set(err, errlen,
-                "the parent's RSA modulus is %u bytes, which does not match its %u key bits.",
-                (unsigned)n->size, (unsigned)p->keyBits);
+                   "the parent's RSA modulus is %u bytes, which does not match its %u key bits.",
+                   (unsigned)n->size, (unsigned)p->keyBits);
         return SCTPM_RC_BAD_FORMAT;
     }
     bn_n = BN_bin2bn(n->buffer, n->size, NULL);
@@ -323,7 +322,7 @@ static enum sctpm_rc rsa_seed(const TPMT_PUBLIC *parent, const struct hash_alg *
     }
     if (EVP_PKEY_encrypt(ectx, NULL, &len, seed, h->size) != 1 || len > sizeof(secret->secret)) {
         errbuf_set(err, errlen, "the parent's RSA key cannot carry a %zu-byte seed with OAEP.",
-                h->size);
+                   h->size);
         rc = SCTPM_RC_UNSUPPORTED;
         goto out;
     }
@@ -353,8 +352,8 @@ static enum sctpm_rc ecc_public(const TPMT_PUBLIC *parent, const struct curve *c
     *pkey = NULL;
     if (q->x.size == 0 || q->x.size > c->bytes || q->y.size == 0 || q->y.size > c->bytes) {
         errbuf_set(err, errlen,
-                "the parent's ECC point has coordinates of %u and %u bytes; %s takes up to %zu.",
-                (unsigned)q->x.size, (unsigned)q->y.size, c->group, c->bytes);
+                   "the parent's ECC point has coordinates of %u and %u bytes; %s takes up to %zu.",
+                   (unsigned)q->x.size, (unsigned)q->y.size, c->group, c->bytes);
         return SCTPM_RC_BAD_FORMAT;
     }
     /* SEC1 uncompressed form, each coordinate left-padded to the field size. */
@@ -387,7 +386,8 @@ static enum sctpm_rc ecc_public(const TPMT_PUBLIC *parent, const struct curve *c
     if (cctx == NULL || EVP_PKEY_public_check(cctx) != 1) {
         EVP_PKEY_free(*pkey);
         *pkey = NULL;
-        errbuf_set(err, errlen, "the parent's ECC public key is not a valid point on %s.", c->group);
+        errbuf_set(err, errlen, "the parent's ECC public key is not a valid point on %s.",
+                   c->group);
         rc = SCTPM_RC_BAD_FORMAT;
         goto out;
     }
@@ -419,8 +419,8 @@ static enum sctpm_rc ecc_seed(const TPMT_PUBLIC *parent, const struct hash_alg *
 
     if (c == NULL) {
         errbuf_set(err, errlen,
-                "the parent's curve (TPM_ECC_CURVE 0x%04x) is not NIST P-256, P-384 or P-521.",
-                (unsigned)parent->parameters.eccDetail.curveID);
+                   "the parent's curve (TPM_ECC_CURVE 0x%04x) is not NIST P-256, P-384 or P-521.",
+                   (unsigned)parent->parameters.eccDetail.curveID);
         return SCTPM_RC_UNSUPPORTED;
     }
     rc = ecc_public(parent, c, &parent_key, err, errlen);
@@ -495,24 +495,24 @@ static enum sctpm_rc check_parent(const TPMT_PUBLIC *parent, const struct hash_a
         sym = &parent->parameters.eccDetail.symmetric;
     } else {
         errbuf_set(err, errlen,
-                "the parent is of type TPM_ALG 0x%04x; only an RSA or ECC storage key can be "
-                "a parent.",
-                (unsigned)parent->type);
+                   "the parent is of type TPM_ALG 0x%04x; only an RSA or ECC storage key can be "
+                   "a parent.",
+                   (unsigned)parent->type);
         return SCTPM_RC_UNSUPPORTED;
     }
     if ((parent->objectAttributes & (storage | TPMA_OBJECT_SIGN_ENCRYPT)) != storage) {
         errbuf_set(err, errlen,
-                "the parent (attributes 0x%08x) is not a storage key: it must be restricted, "
-                "decrypt and not sign.",
-                (unsigned)parent->objectAttributes);
+                   "the parent (attributes 0x%08x) is not a storage key: it must be restricted, "
+                   "decrypt and not sign.",
+                   (unsigned)parent->objectAttributes);
         return SCTPM_RC_UNSUPPORTED;
     }
     *h = hash_find(parent->nameAlg);
     if (*h == NULL) {
         errbuf_set(err, errlen,
-                "the parent's name algorithm (TPM_ALG 0x%04x) is not SHA-1, SHA-256, SHA-384 or "
-                "SHA-512.",
-                (unsigned)parent->nameAlg);
+                   "the parent's name algorithm (TPM_ALG 0x%04x) is not SHA-1, SHA-256, SHA-384 or "
+                   "SHA-512.",
+                   (unsigned)parent->nameAlg);
         return SCTPM_RC_UNSUPPORTED;
     }
     *cipher = NULL;
@@ -533,9 +533,9 @@ static enum sctpm_rc check_parent(const TPMT_PUBLIC *parent, const struct hash_a
     }
     if (*cipher == NULL) {
         errbuf_set(err, errlen,
-                "the parent's symmetric algorithm (TPM_ALG 0x%04x, %u bits, mode 0x%04x) is not "
-                "AES-128, -192 or -256 in CFB mode.",
-                (unsigned)sym->algorithm, (unsigned)sym->keyBits.sym, (unsigned)sym->mode.sym);
+                   "the parent's symmetric algorithm (TPM_ALG 0x%04x, %u bits, mode 0x%04x) is not "
+                   "AES-128, -192 or -256 in CFB mode.",
+                   (unsigned)sym->algorithm, (unsigned)sym->keyBits.sym, (unsigned)sym->mode.sym);
         return SCTPM_RC_UNSUPPORTED;
     }
     return SCTPM_RC_SUCCESS;
@@ -619,7 +619,7 @@ enum sctpm_rc dup_hmac_key(const TPMT_PUBLIC *parent, const uint8_t *key, size_t
     }
     if (key_len > DUP_KEY_MAX) {
         errbuf_set(err, errlen, "the key to import is %zu bytes; an HMAC-SHA256 key is at most %d.",
-                key_len, DUP_KEY_MAX);
+                   key_len, DUP_KEY_MAX);
         return SCTPM_RC_TOO_LARGE;
     }
     rc = check_parent(parent, &h, &cipher, err, errlen);

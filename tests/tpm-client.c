@@ -71,8 +71,7 @@ int main(int argc, char **argv)
                            .nameAlg = TPM2_ALG_SHA256,
                            .objectAttributes = TPMA_OBJECT_SIGN_ENCRYPT | TPMA_OBJECT_USERWITHAUTH,
                            .parameters.keyedHashDetail.scheme = {
-                               .scheme = TPM2_ALG_HMAC,
-                               .details.hmac.hashAlg = TPM2_ALG_SHA256}}};
+                               .scheme = TPM2_ALG_HMAC, .details.hmac.hashAlg = TPM2_ALG_SHA256}}};
         EVP_MD_CTX *md = EVP_MD_CTX_new();
         unsigned int ulen = 32;
         RAND_bytes(secrets[k], 32);

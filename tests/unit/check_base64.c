@@ -12,8 +12,13 @@ static const struct {
     const char *plain;
     const char *encoded;
 } vectors[] = {
-    {"", ""},           {"f", "Zg=="},         {"fo", "Zm8="},         {"foo", "Zm9v"},
-    {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"},
+    {"", ""},
+    {"f", "Zg=="},
+    {"fo", "Zm8="},
+    {"foo", "Zm9v"},
+    {"foob", "Zm9vYg=="},
+    {"fooba", "Zm9vYmE="},
+    {"foobar", "Zm9vYmFy"},
 };
 
 START_TEST(test_encode_rfc4648)
@@ -76,22 +81,22 @@ START_TEST(test_azure_key)
 END_TEST
 
 static const char *const malformed[] = {
-    "Zg",        /* missing padding */
-    "Zg=",       /* short padding */
-    "Z===",      /* three padding characters */
-    "Zm9v\n",    /* whitespace */
-    " Zm9v",     /* leading space */
-    "Zm 9",      /* embedded space */
-    "Zm9v====",  /* a group of padding only */
-    "Zg==Zm9v",  /* padding in the middle */
-    "Zm=v",      /* padding inside a group */
-    "Zh==",      /* non-zero bits under the padding */
-    "Zm9=",      /* non-zero bits under the padding */
-    "Zm9-",      /* base64url alphabet is not accepted */
-    "Zm9_",      /* base64url alphabet is not accepted */
-    "Zm9\x80",   /* a high byte */
-    "=",         /* padding alone */
-    "====",      /* padding alone */
+    "Zg",       /* missing padding */
+    "Zg=",      /* short padding */
+    "Z===",     /* three padding characters */
+    "Zm9v\n",   /* whitespace */
+    " Zm9v",    /* leading space */
+    "Zm 9",     /* embedded space */
+    "Zm9v====", /* a group of padding only */
+    "Zg==Zm9v", /* padding in the middle */
+    "Zm=v",     /* padding inside a group */
+    "Zh==",     /* non-zero bits under the padding */
+    "Zm9=",     /* non-zero bits under the padding */
+    "Zm9-",     /* base64url alphabet is not accepted */
+    "Zm9_",     /* base64url alphabet is not accepted */
+    "Zm9\x80",  /* a high byte */
+    "=",        /* padding alone */
+    "====",     /* padding alone */
 };
 
 START_TEST(test_malformed)

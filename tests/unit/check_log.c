@@ -152,13 +152,14 @@ END_TEST
 
 START_TEST(test_blob)
 {
-    const unsigned char data[18] = {0x80, 0x01, 0, 0, 0, 0x0c, 0, 0, 0x01, 0x44, 0xab, 0xcd,
-                                    0xef, 0x00, 0x11, 0x22, 0x33, 0x44};
+    const unsigned char data[18] = {0x80, 0x01, 0,    0,    0,    0x0c, 0,    0,    0x01,
+                                    0x44, 0xab, 0xcd, 0xef, 0x00, 0x11, 0x22, 0x33, 0x44};
 
     log_set_default(LOG_LEVEL_DEBUG);
     LOGBLOB_DEBUG(data, sizeof(data), "command from %s", "client");
     ck_assert_ptr_nonnull(strstr(contents(), "command from client (18 bytes)"));
-    ck_assert_ptr_nonnull(strstr(contents(), "0000: 80 01 00 00 00 0c 00 00 01 44 ab cd ef 00 11 22"));
+    ck_assert_ptr_nonnull(
+        strstr(contents(), "0000: 80 01 00 00 00 0c 00 00 01 44 ab cd ef 00 11 22"));
     ck_assert_ptr_nonnull(strstr(contents(), "0010: 33 44\n"));
     evaluated = 0;
     LOGBLOB_TRACE(data, (size_t)side_effect(), "hidden");

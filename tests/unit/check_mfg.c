@@ -681,9 +681,8 @@ static TSS2_RC failing_create_primary(ESYS_CONTEXT *esys, ESYS_TR primaryHandle,
                                       ESYS_TR shandle2, ESYS_TR shandle3,
                                       const TPM2B_SENSITIVE_CREATE *inSensitive,
                                       const TPM2B_PUBLIC *inPublic, const TPM2B_DATA *outsideInfo,
-                                      const TPML_PCR_SELECTION *creationPCR,
-                                      ESYS_TR *objectHandle, TPM2B_PUBLIC **outPublic,
-                                      TPM2B_CREATION_DATA **creationData,
+                                      const TPML_PCR_SELECTION *creationPCR, ESYS_TR *objectHandle,
+                                      TPM2B_PUBLIC **outPublic, TPM2B_CREATION_DATA **creationData,
                                       TPM2B_DIGEST **creationHash,
                                       TPMT_TK_CREATION **creationTicket)
 {

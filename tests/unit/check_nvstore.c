@@ -236,7 +236,8 @@ START_TEST(test_lock_waits_for_orphaned_holder)
         char err[256];
         struct timespec ts = {0, 300 * 1000 * 1000};
 
-        if (nvstore_open(dir, NULL, NVSTORE_FSYNC_NEVER, &mine, err, sizeof(err)) != SCTPM_RC_SUCCESS) {
+        if (nvstore_open(dir, NULL, NVSTORE_FSYNC_NEVER, &mine, err, sizeof(err)) !=
+            SCTPM_RC_SUCCESS) {
             _exit(1);
         }
         if (fork() == 0) {
@@ -271,8 +272,8 @@ START_TEST(test_key_files)
     uint8_t raw[32];
 
     snprintf(path, sizeof(path), "%s/key", dir);
-    spit(path, (const uint8_t *)"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n",
-         65);
+    spit(path,
+         (const uint8_t *)"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n", 65);
     ck_assert_int_eq(nvstore_read_key_file(path, key, err, sizeof(err)), SCTPM_RC_SUCCESS);
     ck_assert_uint_eq(key[0], 0);
     ck_assert_uint_eq(key[31], 0x1f);
@@ -283,7 +284,8 @@ START_TEST(test_key_files)
     spit(path, (const uint8_t *)"tooshort", 8);
     ck_assert_int_eq(nvstore_read_key_file(path, key, err, sizeof(err)), SCTPM_RC_BAD_FORMAT);
     ck_assert_ptr_nonnull(strstr(err, "32 raw bytes or 64 hexadecimal digits"));
-    spit(path, (const uint8_t *)"zz0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", 64);
+    spit(path, (const uint8_t *)"zz0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+         64);
     ck_assert_int_eq(nvstore_read_key_file(path, key, err, sizeof(err)), SCTPM_RC_BAD_FORMAT);
     snprintf(path, sizeof(path), "%s/absent", dir);
     ck_assert_int_eq(nvstore_read_key_file(path, key, err, sizeof(err)), SCTPM_RC_IO);

@@ -31,7 +31,7 @@ END_TEST
 START_TEST(test_unknown_codes)
 {
     ck_assert_str_eq(sctpm_strerror((enum sctpm_rc)9999), "unknown error code");
-    ck_assert_str_eq(sctpm_strerror((enum sctpm_rc)-1), "unknown error code");
+    ck_assert_str_eq(sctpm_strerror((enum sctpm_rc) - 1), "unknown error code");
     ck_assert_str_eq(sctpm_strerror(SCTPM_RC_SUCCESS), "success");
 }
 END_TEST

@@ -21,7 +21,7 @@
  * tss2's TRANSIENT_FIRST and friends shift a signed int into the sign bit, which UBSan
  * rightly rejects; these are the same values.
  */
-#define TRANSIENT_FIRST 0x80000000u
+#define TRANSIENT_FIRST      0x80000000u
 #define LOADED_SESSION_FIRST 0x02000000u
 #define ACTIVE_SESSION_FIRST 0x03000000u
 
@@ -260,10 +260,10 @@ START_TEST(test_foreign_handle_refused)
     ck_assert_int_eq(load_key(a), TSS2_RC_SUCCESS);
     ck_assert_int_eq(Esys_TR_GetTpmHandle(a->esys, a->keys[0], &tpm_handle), TSS2_RC_SUCCESS);
     /* b names a's handle: TPM_RC_HANDLE for handle 1, as if it did not exist. */
-    ck_assert_int_eq(Esys_TR_FromTPMPublic(b->esys, tpm_handle, ESYS_TR_NONE, ESYS_TR_NONE,
-                                           ESYS_TR_NONE, &tr) &
-                         0xfff,
-                     TPM2_RC_HANDLE | TPM2_RC_1);
+    ck_assert_int_eq(
+        Esys_TR_FromTPMPublic(b->esys, tpm_handle, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &tr) &
+            0xfff,
+        TPM2_RC_HANDLE | TPM2_RC_1);
     ck_assert_int_eq(Esys_ReadPublic(a->esys, a->keys[0], ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
                                      &pub, NULL, NULL),
                      TSS2_RC_SUCCESS);
@@ -313,9 +313,9 @@ START_TEST(test_sequence_object_flushed_by_complete)
                                      ESYS_TR_NONE, &auth, TPM2_ALG_SHA256, &seq),
                      TSS2_RC_SUCCESS);
     ck_assert_uint_eq(rm_space_objects(a->tcti.space), 2);
-    ck_assert_int_eq(Esys_SequenceUpdate(a->esys, seq, ESYS_TR_PASSWORD, ESYS_TR_NONE,
-                                         ESYS_TR_NONE, &data),
-                     TSS2_RC_SUCCESS);
+    ck_assert_int_eq(
+        Esys_SequenceUpdate(a->esys, seq, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &data),
+        TSS2_RC_SUCCESS);
     ck_assert_int_eq(Esys_SequenceComplete(a->esys, seq, ESYS_TR_PASSWORD, ESYS_TR_NONE,
                                            ESYS_TR_NONE, NULL, TPM2_RH_NULL, &out, NULL),
                      TSS2_RC_SUCCESS);
@@ -411,21 +411,21 @@ START_TEST(test_context_gap_regapped)
     hmac_ok(idle, 0, old);
     for (int i = 0; i < 4; i++) {
         TPMT_SYM_DEF sym = {.algorithm = TPM2_ALG_NULL};
-        ck_assert_int_eq(Esys_StartAuthSession(busy->esys, ESYS_TR_NONE, ESYS_TR_NONE,
-                                               ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, NULL,
-                                               TPM2_SE_POLICY, &sym, TPM2_ALG_SHA256, &s[i]),
+        ck_assert_int_eq(Esys_StartAuthSession(busy->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                                               ESYS_TR_NONE, ESYS_TR_NONE, NULL, TPM2_SE_POLICY,
+                                               &sym, TPM2_ALG_SHA256, &s[i]),
                          TSS2_RC_SUCCESS);
     }
     for (int i = 0; i < 70000; i++) {
-        ck_assert_int_eq(Esys_PolicyAuthValue(busy->esys, s[i % 4], ESYS_TR_NONE, ESYS_TR_NONE,
-                                              ESYS_TR_NONE),
-                         TSS2_RC_SUCCESS);
+        ck_assert_int_eq(
+            Esys_PolicyAuthValue(busy->esys, s[i % 4], ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE),
+            TSS2_RC_SUCCESS);
     }
     hmac_ok(idle, 0, old);
     /* Clients are told the gap is unlimited: the RM takes care of it. */
     ck_assert_int_eq(Esys_GetCapability(idle->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-                                        TPM2_CAP_TPM_PROPERTIES, TPM2_PT_CONTEXT_GAP_MAX, 1,
-                                        &more, &cap),
+                                        TPM2_CAP_TPM_PROPERTIES, TPM2_PT_CONTEXT_GAP_MAX, 1, &more,
+                                        &cap),
                      TSS2_RC_SUCCESS);
     ck_assert_uint_eq(cap->data.tpmProperties.tpmProperty[0].value, UINT32_MAX);
     Esys_Free(cap);

@@ -82,9 +82,9 @@ START_TEST(test_state_survives_restart)
         ck_assert_uint_eq(rsp[9], 0x00);
     }
     ck_assert_int_eq(Esys_Startup(esys, TPM2_SU_CLEAR), TSS2_RC_SUCCESS);
-    ck_assert_int_eq(Esys_TR_FromTPMPublic(esys, 0x01500001, ESYS_TR_NONE, ESYS_TR_NONE,
-                                           ESYS_TR_NONE, &nv),
-                     TSS2_RC_SUCCESS);
+    ck_assert_int_eq(
+        Esys_TR_FromTPMPublic(esys, 0x01500001, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &nv),
+        TSS2_RC_SUCCESS);
     ck_assert_int_eq(Esys_NV_Read(esys, ESYS_TR_RH_OWNER, nv, ESYS_TR_PASSWORD, ESYS_TR_NONE,
                                   ESYS_TR_NONE, 4, 0, &back),
                      TSS2_RC_SUCCESS);
