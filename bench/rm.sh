@@ -31,7 +31,8 @@ waitsock "$W/rm.sock.ctrl"; waitsock "$W/raw.sock.ctrl"
 abrmd=
 if command -v tpm2-abrmd >/dev/null && command -v dbus-run-session >/dev/null && command -v swtpm >/dev/null; then
     abrmd=1
-    if ! ldconfig -p | grep -q 'libtss2-tcti-tabrmd\.so\.0'; then
+    # Not `ldconfig -p | grep -q`: grep's early exit would fail the pipe under pipefail.
+    if ! grep -q 'libtss2-tcti-tabrmd\.so\.0' <<<"$(ldconfig -p)"; then
         echo "rm.sh: no swtpm + tpm2-abrmd comparison: its client TCTI, libtss2-tcti-tabrmd.so.0, is missing (package libtss2-tcti-tabrmd0; scripts/install-deps)" >&2
         abrmd=
     fi
