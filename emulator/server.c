@@ -172,6 +172,75 @@ static int add_listener(struct server *srv, int fd, enum channel channel, int is
 }
 
 /*
+ * The numeric host of an IPv4 or IPv6 socket address, formatted without getnameinfo(), which
+ * would bring in the resolver (see numeric_addr()).
+ */
+static const char *addr_host(const struct sockaddr *sa, char *buf, size_t len)
+{
+    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+    size_t n;
+
+    if (sa->sa_family == AF_INET) {
+        /* By hand: it keeps inet_ntop()'s page of libc out of a daemon that serves only IPv4. */
+        const uint8_t *b = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
+        snprintf(buf, len, "%u.%u.%u.%u", b[0], b[1], b[2], b[3]);
+        return buf;
+    }
+    if (sa->sa_family != AF_INET6 ||
+        inet_ntop(AF_INET6, &s6->sin6_addr, buf, (socklen_t)len) == NULL) {
+        snprintf(buf, len, "?");
+        return buf;
+    }
+    n = strlen(buf);
+    if (s6->sin6_scope_id != 0 && n < len) {
+        snprintf(buf + n, len - n, "%%%u", (unsigned)s6->sin6_scope_id);
+    }
+    return buf;
+}
+
+static unsigned addr_port(const struct sockaddr *sa)
+{
+    return sa->sa_family == AF_INET6  ? ntohs(((const struct sockaddr_in6 *)sa)->sin6_port)
+           : sa->sa_family == AF_INET ? ntohs(((const struct sockaddr_in *)sa)->sin_port)
+                                      : 0;
+}
+
+/*
+ * Parses a numeric IPv4 or IPv6 address (the default 127.0.0.1, ::1) into `ai`, which points into
+ * `ss`. getaddrinfo() would do the same, but even for a numeric address it first sets up glibc's
+ * resolver (resolv.conf, interface lists), and the ~150 KiB of library code that takes stays
+ * resident for the daemon's lifetime. Returns 0 when `addr` is not numeric.
+ */
+static int numeric_addr(const char *addr, uint16_t port, struct sockaddr_storage *ss,
+                        struct addrinfo *ai)
+{
+    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+    memset(ss, 0, sizeof(*ss));
+    memset(ai, 0, sizeof(*ai));
+    /* The default needs no parsing at all (nor inet_pton()'s page of libc). */
+    if (strcmp(addr, "127.0.0.1") == 0) {
+        s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    }
+    if (s4->sin_addr.s_addr != 0 || inet_pton(AF_INET, addr, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons(port);
+        ai->ai_addrlen = sizeof(*s4);
+    } else if (inet_pton(AF_INET6, addr, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons(port);
+        ai->ai_addrlen = sizeof(*s6);
+    } else {
+        return 0;
+    }
+    ai->ai_family = ss->ss_family;
+    ai->ai_socktype = SOCK_STREAM;
+    ai->ai_addr = (struct sockaddr *)ss;
+    return 1;
+}
+
+/*
  * Listens on every address `addr` resolves to. With `optional`, an address family or address
  * this host lacks (::1 without IPv6) is skipped rather than an error.
  */
@@ -181,18 +250,24 @@ static enum sctpm_rc listen_tcp(struct server *srv, const char *addr, uint16_t p
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV,
                              .ai_family = AF_UNSPEC};
-    struct addrinfo *res = NULL, *ai;
+    struct addrinfo *res = NULL, *ai, numeric;
+    struct sockaddr_storage ss;
     char portstr[8];
     enum sctpm_rc rc = SCTPM_RC_IO;
     int r, bound = 0;
 
-    snprintf(portstr, sizeof(portstr), "%u", port);
-    r = getaddrinfo(addr, portstr, &hints, &res);
-    if (r != 0) {
-        snprintf(err, errlen, "cannot resolve listen address '%s': %s", addr, gai_strerror(r));
-        return SCTPM_RC_BAD_ARGUMENT;
+    if (numeric_addr(addr, port, &ss, &numeric)) {
+        ai = &numeric;
+    } else {
+        snprintf(portstr, sizeof(portstr), "%u", port);
+        r = getaddrinfo(addr, portstr, &hints, &res);
+        if (r != 0) {
+            snprintf(err, errlen, "cannot resolve listen address '%s': %s", addr, gai_strerror(r));
+            return SCTPM_RC_BAD_ARGUMENT;
+        }
+        ai = res;
     }
-    for (ai = res; ai != NULL; ai = ai->ai_next) {
+    for (; ai != NULL; ai = ai->ai_next) {
         int one = 1;
         char host[64], name[96];
         int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -215,12 +290,12 @@ static enum sctpm_rc listen_tcp(struct server *srv, const char *addr, uint16_t p
                 bound = 1;
                 continue;
             }
-            getnameinfo(ai->ai_addr, ai->ai_addrlen, host, sizeof(host), NULL, 0, NI_NUMERICHOST);
-            snprintf(err, errlen, "cannot listen on %s port %u: %s%s", host, port, strerror(e),
+            snprintf(err, errlen, "cannot listen on %s port %u: %s%s",
+                     addr_host(ai->ai_addr, host, sizeof(host)), port, strerror(e),
                      e == EADDRINUSE ? " (is another sctpmd or swtpm running? choose --port)" : "");
             goto out;
         }
-        getnameinfo(ai->ai_addr, ai->ai_addrlen, host, sizeof(host), NULL, 0, NI_NUMERICHOST);
+        addr_host(ai->ai_addr, host, sizeof(host));
         snprintf(name, sizeof(name), "%s%s%s:%u", ai->ai_family == AF_INET6 ? "[" : "", host,
                  ai->ai_family == AF_INET6 ? "]" : "", port);
         if (srv->n_listeners == MAX_LISTENERS || add_listener(srv, fd, channel, 0, name) != 0) {
@@ -235,7 +310,9 @@ static enum sctpm_rc listen_tcp(struct server *srv, const char *addr, uint16_t p
         snprintf(err, errlen, "no usable address for '%s'", addr);
     }
 out:
-    freeaddrinfo(res);
+    if (res != NULL) {
+        freeaddrinfo(res);
+    }
     return rc;
 }
 
@@ -509,15 +586,16 @@ static struct conn *conn_add(struct server *srv, int fd, enum channel channel, i
         }
         snprintf(c->peer, sizeof(c->peer), "unix pid %ld uid %ld", (long)c->pid, (long)c->uid);
     } else {
-        char host[48] = "?", port[8] = "?";
+        char host[64] = "?";
+        unsigned port = 0;
         int one = 1;
         if (addr != NULL && addr_len > 0 && addr_len <= sizeof(c->peer_addr)) {
             memcpy(&c->peer_addr, addr, addr_len);
             c->peer_len = addr_len;
-            getnameinfo((const struct sockaddr *)addr, addr_len, host, sizeof(host), port,
-                        sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV);
+            addr_host((const struct sockaddr *)&c->peer_addr, host, sizeof(host));
+            port = addr_port((const struct sockaddr *)&c->peer_addr);
         }
-        snprintf(c->peer, sizeof(c->peer), "tcp %s:%s", host, port);
+        snprintf(c->peer, sizeof(c->peer), "tcp %s:%u", host, port);
         /*
          * Our replies go out whole, at once: no Nagle. (The client's own Nagle, holding the body
          * of a command until its header is acknowledged, is answered with TCP_QUICKACK when half

@@ -117,6 +117,58 @@ check "--listen 0.0.0.0: bound to every address, as asked" listens_on "$(daemon_
 check "--listen 0.0.0.0: warns that it is beyond loopback" grep -q 'beyond loopback' "$T/any.log"
 stop_daemon any
 
+# Numeric addresses are taken as they are, without the resolver; clients are logged by their
+# numeric address and port.
+p=$(free_port)
+start_daemon v4 sctpmd --state "$T/v4.state" --port "$p" --no-rm --fsync never --log debug
+check "default listener: up" wait_port $((p + 1)) "$WAIT_DAEMON"
+check "default listener: 127.0.0.1 and nothing else" test "$(listening "$(daemon_pid v4)" | sort)" = \
+    "$(printf '127.0.0.1 %s\n127.0.0.1 %s' "$p" $((p + 1)))"
+tpm2_getrandom -T "mssim:host=127.0.0.1,port=$p" 8 >/dev/null
+check "an IPv4 client is named by address and port" \
+    grep -qE "connection [0-9]+: tcp 127\.0\.0\.1:[0-9]+ on the command channel" "$T/v4.log"
+stop_daemon v4
+if grep -q '^0\{31\}1 ' /proc/net/if_inet6 2>/dev/null; then
+    p=$(free_port)
+    start_daemon v6 sctpmd --state "$T/v6.state" --port "$p" --listen ::1 --no-rm --fsync never \
+        --log debug
+    check "--listen ::1: up" poll "$WAIT_DAEMON" grep -q "listening on \[::1\]:$((p + 1))" "$T/v6.log"
+    check "--listen ::1: on ::1 only" test "$(listening "$(daemon_pid v6)" | sort)" = \
+        "$(printf '::1 %s\n::1 %s' "$p" $((p + 1)))"
+    tpm2_getrandom -T "mssim:host=::1,port=$p" 8 >/dev/null
+    check "an IPv6 client is named by address and port" \
+        grep -qE "connection [0-9]+: tcp ::1:[0-9]+ on the command channel" "$T/v6.log"
+    stop_daemon v6
+fi
+# An address this host does not have: bind() refuses it, and the error names it.
+expect_fail "--listen 192.0.2.1: refused" "$top_builddir/emulator/sctpmd" --state "$T/tn.state" \
+    --port "$(free_port)" --listen 192.0.2.1 --fsync never --foreground >"$T/tn.log" 2>&1
+check "... naming the address" grep -q "cannot listen on 192.0.2.1 port" "$T/tn.log"
+# A host name goes through the resolver. In a network and mount namespace of our own, with an
+# /etc/hosts of our own, a name it lists is bound and one nobody knows is a clear error; no query
+# leaves the namespace, which has only a loopback interface.
+if unshare -n -m true 2>/dev/null; then
+    echo "127.0.0.1 sctpm-test-name" >"$T/hosts"
+    cat >"$T/names.sh" <<INNER
+mount --bind "$T/hosts" /etc/hosts || exit 3
+ip link set lo up
+"$top_builddir/emulator/sctpmd" --state "$T/nm.state" --listen sctpm-test-name --fsync never \
+    --foreground >"$T/nm.log" 2>&1 &
+for i in \$(seq 500); do (exec 3<>/dev/tcp/127.0.0.1/2322) 2>/dev/null && break; sleep 0.02; done
+kill \$! && wait \$!
+"$top_builddir/emulator/sctpmd" --state "$T/nx.state" --listen no-such-name.invalid \
+    --fsync never --foreground >"$T/nx.log" 2>&1 && exit 4
+exit 0
+INNER
+    check "names: run in a namespace of their own" unshare -n -m bash "$T/names.sh"
+    check "--listen NAME: bound where /etc/hosts says" \
+        grep -q "listening on 127.0.0.1:2321 (command channel)" "$T/nm.log"
+    check "--listen NAME nobody knows: a clear error" \
+        grep -q "cannot resolve listen address 'no-such-name.invalid'" "$T/nx.log"
+else
+    note "no namespaces here (not root?): host-name listeners not checked"
+fi
+
 # ---- the hub ----
 start_hub hub "$T/hub" --log trace
 check "hub: listens on loopback only" only_loopback "$(daemon_pid hub)"
