@@ -62,6 +62,7 @@ TESTS += $(integration_tests)
 crashloop_scripts = tests/crashloop/lib.sh tests/crashloop/sctpmd.sh tests/crashloop/client.sh
 EXTRA_DIST += $(crashloop_scripts) tests/soak/soak.sh tests/by-hand.sh
 EXTRA_DIST += tests/run-test tests/integration/lib.sh tests/integration/sas-verify.py tests/integration/secret-scan.py \
+	tests/integration/utpm-client.py \
 	$(integration_tests)
 
 # The unit suites alone (CI runs them again in the sanitizer build).
