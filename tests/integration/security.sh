@@ -119,26 +119,26 @@ stop_daemon any
 
 # Numeric addresses are taken as they are, without the resolver; clients are logged by their
 # numeric address and port.
-p=$(free_port)
-start_daemon v4 sctpmd --state "$T/v4.state" --port "$p" --no-rm --fsync never --log debug
-check "default listener: up" wait_port $((p + 1)) "$WAIT_DAEMON"
-check "default listener: 127.0.0.1 and nothing else" test "$(listening "$(daemon_pid v4)" | sort)" = \
-    "$(printf '127.0.0.1 %s\n127.0.0.1 %s' "$p" $((p + 1)))"
-tpm2_getrandom -T "mssim:host=127.0.0.1,port=$p" 8 >/dev/null
-check "an IPv4 client is named by address and port" \
-    grep -qE "connection [0-9]+: tcp 127\.0\.0\.1:[0-9]+ on the command channel" "$T/v4.log"
-stop_daemon v4
-if grep -q '^0\{31\}1 ' /proc/net/if_inet6 2>/dev/null; then
+# numeric_listener NAME ADDR SHOWN [FLAGS...]: sctpmd started with FLAGS listens on ADDR (logged as
+# SHOWN) and nothing else, and names a client of ADDR by its address and port.
+numeric_listener() {
+    local name=$1 addr=$2 shown=$3 p re
+    shift 3
     p=$(free_port)
-    start_daemon v6 sctpmd --state "$T/v6.state" --port "$p" --listen ::1 --no-rm --fsync never \
-        --log debug
-    check "--listen ::1: up" poll "$WAIT_DAEMON" grep -q "listening on \[::1\]:$((p + 1))" "$T/v6.log"
-    check "--listen ::1: on ::1 only" test "$(listening "$(daemon_pid v6)" | sort)" = \
-        "$(printf '::1 %s\n::1 %s' "$p" $((p + 1)))"
-    tpm2_getrandom -T "mssim:host=::1,port=$p" 8 >/dev/null
-    check "an IPv6 client is named by address and port" \
-        grep -qE "connection [0-9]+: tcp ::1:[0-9]+ on the command channel" "$T/v6.log"
-    stop_daemon v6
+    re=$(printf '%s' "$addr" | sed 's/\./\\./g')
+    start_daemon "$name" sctpmd --state "$T/$name.state" --port "$p" --no-rm --fsync never \
+        --log debug "$@"
+    check "$addr: up" poll "$WAIT_DAEMON" grep -qF "listening on $shown:$((p + 1))" "$T/$name.log"
+    check "$addr: listens there and nowhere else" test "$(listening "$(daemon_pid "$name")" | sort)" = \
+        "$(printf '%s %s\n%s %s' "$addr" "$p" "$addr" $((p + 1)))"
+    tpm2_getrandom -T "mssim:host=$addr,port=$p" 8 >/dev/null
+    check "$addr: a client is named by address and port" \
+        grep -qE "connection [0-9]+: tcp $re:[0-9]+ on the command channel" "$T/$name.log"
+    stop_daemon "$name"
+}
+numeric_listener v4 127.0.0.1 127.0.0.1
+if grep -q '^0\{31\}1 ' /proc/net/if_inet6 2>/dev/null; then
+    numeric_listener v6 ::1 '[::1]' --listen ::1
 fi
 # An address this host does not have: bind() refuses it, and the error names it.
 expect_fail "--listen 192.0.2.1: refused" "$top_builddir/emulator/sctpmd" --state "$T/tn.state" \
