@@ -112,6 +112,23 @@ INNER
 st=0; TMPDIR=$T "$RUN" "$T/inner-asan.sh" >"$T/inner-asan.out" 2>&1 || st=$?
 check "a sanitizer report in the test directory fails the test (status $st)" test "$st" = 1
 check "... and is shown" grep -q "heap-use-after-free" "$T/inner-asan.out"
+# A process killed while LeakSanitizer checks it at exit leaves an empty report or one that only
+# says the dying threads' registers could not be read: not a finding. Anything more still is.
+cat >"$T/inner-lsan-killed.sh" <<'INNER'
+: >"$SCTPM_TEST_DIR/sanitizer.asan.43"
+echo "==45==Unable to get registers from thread 44." >"$SCTPM_TEST_DIR/sanitizer.asan.44"
+exit 0
+INNER
+st=0; TMPDIR=$T "$RUN" "$T/inner-lsan-killed.sh" >"$T/inner-lsan-killed.out" 2>&1 || st=$?
+check "a leak check cut short by a kill is not a finding (status $st)" test "$st" = 0
+check "... and is shown as such" grep -q "cut short by a kill" "$T/inner-lsan-killed.out"
+cat >"$T/inner-lsan-more.sh" <<'INNER'
+printf '%s\n' "==47==Unable to get registers from thread 46." \
+    "==46==ERROR: LeakSanitizer: detected memory leaks" >"$SCTPM_TEST_DIR/sanitizer.asan.46"
+exit 0
+INNER
+st=0; TMPDIR=$T "$RUN" "$T/inner-lsan-more.sh" >"$T/inner-lsan-more.out" 2>&1 || st=$?
+check "a leak report after such a line still fails the test (status $st)" test "$st" = 1
 
 # 6. Each test gets its own fresh directory, removed afterwards.
 check "the test directory exists and is private to this test" test -d "$T" -a -w "$T"
