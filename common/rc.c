@@ -31,6 +31,7 @@ static const char *const messages[] = {
     [SCTPM_RC_QUEUE_FULL] = "queue is full",
     [SCTPM_RC_EXPIRED] = "expired",
     [SCTPM_RC_INTERRUPTED] = "interrupted",
+    [SCTPM_RC_UNTRUSTED] = "the TPM's answer could not be confirmed",
 };
 
 SCTPM_API const char *sctpm_strerror(enum sctpm_rc rc)

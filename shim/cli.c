@@ -70,6 +70,7 @@ static int exit_code(enum sctpm_rc rc)
         return CLI_NO_TPM;
     case SCTPM_RC_TPM:
     case SCTPM_RC_CORRUPT:
+    case SCTPM_RC_UNTRUSTED:
         return CLI_TPM_ERROR;
     case SCTPM_RC_NOT_HARDWARE:
         return CLI_NOT_HARDWARE;

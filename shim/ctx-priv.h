@@ -61,8 +61,24 @@ void ctx_leave(struct sctpm_ctx *ctx);
 enum sctpm_rc ctx_begin(struct sctpm_ctx *ctx);
 enum sctpm_rc ctx_end(struct sctpm_ctx *ctx, enum sctpm_rc rc);
 
+/*
+ * Replaces the ESYS context, over the same TCTI, after a response that failed ESYS's HMAC
+ * check: ESYS refuses every later call on a context that saw one. Every ESYS handle is gone
+ * afterwards (the cached slot handles are reset); the transient objects and sessions `stale`
+ * (TPM handles, TPM2_RH_NULL for none) are flushed from the TPM. When no new context can be
+ * made, every later call fails with SCTPM_RC_TPM.
+ */
+enum sctpm_rc ctx_esys_renew(struct sctpm_ctx *ctx, const TPM2_HANDLE *stale, size_t n);
+
 /* Classifies the TPM into ctx->status (status.c). Call with the lock held. */
 enum sctpm_rc status_classify(struct sctpm_ctx *ctx);
+/*
+ * Reads the SRK's public area so that it can be trusted (status.c): in an audit session salted
+ * with the EK (the certified one on hardware), checking that it is a storage primary key of the
+ * owner hierarchy. `*pub` is freed with Esys_Free(). When the ESYS context had to be renewed
+ * (ctx_esys_renew()), `*srk` is set to ESYS_TR_NONE. Call with the lock held.
+ */
+enum sctpm_rc status_confirm_srk(struct sctpm_ctx *ctx, ESYS_TR *srk, TPM2B_PUBLIC **pub);
 
 /* SCTPM_RC_SUCCESS when the TPM has `handle`, SCTPM_RC_NOT_FOUND (no message) when not. */
 enum sctpm_rc ctx_exists(struct sctpm_ctx *ctx, TPM2_HANDLE handle);

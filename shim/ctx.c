@@ -293,6 +293,34 @@ out:
     return rc;
 }
 
+enum sctpm_rc ctx_esys_renew(struct sctpm_ctx *ctx, const TPM2_HANDLE *stale, size_t n)
+{
+    TSS2_RC r;
+
+    /* The TCTI is ours, so Esys_Finalize leaves it (and its connection) open. */
+    Esys_Finalize(&ctx->esys);
+    for (int i = 0; i < SCTPM_SLOTS; i++) {
+        ctx->slot_nv[i] = ctx->slot_key[i] = ESYS_TR_NONE;
+    }
+    r = Esys_Initialize(&ctx->esys, ctx->tcti, NULL);
+    if (r != TSS2_RC_SUCCESS) {
+        /* The caller's sentence stays: it says what went wrong first. */
+        ctx->esys = NULL;
+        ctx->tss2_rc = r;
+        ctx->open_rc = SCTPM_RC_TPM;
+        return ctx->open_rc;
+    }
+    for (size_t i = 0; i < n; i++) {
+        ESYS_TR tr;
+        if (stale[i] != TPM2_RH_NULL &&
+            Esys_TR_FromTPMPublic(ctx->esys, stale[i], ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                                  &tr) == TSS2_RC_SUCCESS) {
+            Esys_FlushContext(ctx->esys, tr);
+        }
+    }
+    return SCTPM_RC_SUCCESS;
+}
+
 void sctpm_close(struct sctpm_ctx *ctx)
 {
     if (ctx == NULL) {

@@ -229,6 +229,35 @@ enum sctpm_rc dup_name(const TPMT_PUBLIC *pub, TPM2B_NAME *name)
     return SCTPM_RC_SUCCESS;
 }
 
+enum sctpm_rc dup_qualified_name(TPMI_ALG_HASH name_alg, TPM2_HANDLE hierarchy,
+                                 const TPM2B_NAME *name, TPM2B_NAME *qualified)
+{
+    const struct hash_alg *h = hash_find(name_alg);
+    uint8_t buf[sizeof(TPM2_HANDLE) + sizeof(name->name)];
+    size_t alg_len = 0;
+    unsigned int len = 0;
+
+    memset(qualified, 0, sizeof(*qualified));
+    if (h == NULL) {
+        return SCTPM_RC_UNSUPPORTED;
+    }
+    if (name->size > sizeof(name->name) ||
+        Tss2_MU_UINT16_Marshal(name_alg, qualified->name, sizeof(qualified->name), &alg_len) !=
+            TSS2_RC_SUCCESS) {
+        return SCTPM_RC_BAD_FORMAT;
+    }
+    put_be32(buf, hierarchy);
+    memcpy(buf + sizeof(TPM2_HANDLE), name->name, name->size);
+    if (EVP_Digest(buf, sizeof(TPM2_HANDLE) + name->size, qualified->name + alg_len, &len,
+                   EVP_get_digestbyname(h->name), NULL) != 1 ||
+        len != h->size) {
+        memset(qualified, 0, sizeof(*qualified));
+        return SCTPM_RC_GENERAL_FAILURE;
+    }
+    qualified->size = (uint16_t)(alg_len + len);
+    return SCTPM_RC_SUCCESS;
+}
+
 /* An OpenSSL public key from the parent's RSA public area. */
 static enum sctpm_rc rsa_public(const TPMT_PUBLIC *parent, EVP_PKEY **pkey, char *err,
                                 size_t errlen)

@@ -98,4 +98,12 @@ enum sctpm_rc dup_kdfe(TPMI_ALG_HASH hash, const uint8_t *z, size_t z_len, const
  */
 enum sctpm_rc dup_name(const TPMT_PUBLIC *pub, TPM2B_NAME *name);
 
+/*
+ * The Qualified Name of a primary object of `hierarchy` (TPM_RH_OWNER...) whose Name is `name`:
+ * nameAlg || H_nameAlg(hierarchy (big-endian) || name), the hierarchy's handle being its own
+ * Qualified Name (Part 1, "Qualified Name"). The same codes as dup_name().
+ */
+enum sctpm_rc dup_qualified_name(TPMI_ALG_HASH name_alg, TPM2_HANDLE hierarchy,
+                                 const TPM2B_NAME *name, TPM2B_NAME *qualified);
+
 #endif /* SCTPM_SHIM_DUP_H */

@@ -359,9 +359,11 @@ static enum sctpm_rc ensure_srk(struct sctpm_ctx *ctx, ESYS_TR *srk)
  * opened with the SRK's private key, so it is harmless on the wire and in any log.
  *
  * The SRK may be ours (RSA, tmpl_srk()) or one another tool made (an ECC SRK is common):
- * dup_hmac_key() takes its nameAlg, symmetric definition and key type from TPM2_ReadPublic.
+ * dup_hmac_key() takes its nameAlg, symmetric definition and key type from TPM2_ReadPublic,
+ * read in a session salted with the EK so that the key cannot be wrapped for anyone but this
+ * TPM's SRK (status_confirm_srk()).
  */
-static enum sctpm_rc import_key(struct sctpm_ctx *ctx, ESYS_TR srk, const struct connstr *c,
+static enum sctpm_rc import_key(struct sctpm_ctx *ctx, ESYS_TR *srk, const struct connstr *c,
                                 ESYS_TR *loaded)
 {
     /* No inner wrapper: the outer wrapper already binds the blob to this SRK. */
@@ -376,10 +378,8 @@ static enum sctpm_rc import_key(struct sctpm_ctx *ctx, ESYS_TR srk, const struct
 
     *loaded = ESYS_TR_NONE;
     memset(&blob, 0, sizeof(blob));
-    r = Esys_ReadPublic(ctx->esys, srk, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &parent, NULL,
-                        NULL);
-    if (r != TSS2_RC_SUCCESS) {
-        rc = ctx_tss(ctx, "reading the SRK's public area (TPM2_ReadPublic)", r);
+    rc = status_confirm_srk(ctx, srk, &parent);
+    if (rc != SCTPM_RC_SUCCESS) {
         goto out;
     }
     why[0] = '\0';
@@ -389,13 +389,13 @@ static enum sctpm_rc import_key(struct sctpm_ctx *ctx, ESYS_TR srk, const struct
                       SCTPM_SRK_HANDLE, why);
         goto out;
     }
-    r = Esys_Import(ctx->esys, srk, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &no_inner_key,
+    r = Esys_Import(ctx->esys, *srk, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &no_inner_key,
                     &blob.pub, &blob.duplicate, &blob.in_sym_seed, &no_inner, &priv);
     if (r != TSS2_RC_SUCCESS) {
         rc = ctx_tss(ctx, "importing the key under the SRK (TPM2_Import)", r);
         goto out;
     }
-    r = Esys_Load(ctx->esys, srk, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, priv, &blob.pub,
+    r = Esys_Load(ctx->esys, *srk, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, priv, &blob.pub,
                   loaded);
     if (r != TSS2_RC_SUCCESS) {
         *loaded = ESYS_TR_NONE;
@@ -529,7 +529,7 @@ static enum sctpm_rc provision(struct sctpm_ctx *ctx, unsigned int slot, const c
     if (rc != SCTPM_RC_SUCCESS) {
         goto out;
     }
-    rc = import_key(ctx, srk, &c, &key);
+    rc = import_key(ctx, &srk, &c, &key);
     connstr_wipe(&c);
     if (rc != SCTPM_RC_SUCCESS) {
         goto out;

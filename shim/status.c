@@ -33,6 +33,7 @@
 #define LOGMODULE shim
 #include "log.h"
 #include "ctx-priv.h"
+#include "dup.h"
 #include "tpmtmpl.h"
 
 #ifndef SCTPM_TPM_CA_BUNDLE
@@ -482,6 +483,279 @@ enum sctpm_rc status_classify(struct sctpm_ctx *ctx)
     X509_STORE_free(store);
     ctx->classified = 1;
     return SCTPM_RC_SUCCESS;
+}
+
+/*
+ * Confirming the SRK. The device key is wrapped for the public key that TPM2_ReadPublic returns
+ * for 0x81000001; whoever sits between us and the TPM (an interposer on the TPM's bus, or a
+ * process answering on the emulator's port first) could return a key of its own and unwrap the
+ * device key. So the SRK is read in an audit session salted with the EK: only the TPM holding
+ * the EK's private key can derive the session key, so only it can make the response HMAC that
+ * ESYS checks, and a response changed on the way fails that check. The session does not cover
+ * which object the TPM read: that is what the Qualified Name settles, a digest over the owner
+ * hierarchy's handle and the key's Name that the TPM computes from where the key really sits.
+ * A key of the owner hierarchy that is fixedTPM, fixedParent and TPM-generated cannot have a
+ * private part anyone outside the TPM knows.
+ *
+ * The salt is only as good as the EK it is encrypted for. When the TPM's EK certificate chains
+ * to a manufacturer's CA (HARDWARE), the EK must be the certified key; an emulated TPM has no
+ * such anchor, and its own EK is used (which still stops a changed response, not an impostor
+ * that answers every command itself).
+ */
+
+/* The ek_slots entry of the EK certificate at NV `index`; NULL when there is none. */
+static const struct ek_slot *slot_of_index(uint32_t index)
+{
+    for (size_t i = 0; i < sizeof(ek_slots) / sizeof(ek_slots[0]); i++) {
+        if (ek_slots[i].nv == index) {
+            return &ek_slots[i];
+        }
+    }
+    return NULL;
+}
+
+/*
+ * Loads the EK of `s` to salt with; `cert` NULL: nothing to check it against. Re-created from
+ * its template, ESYS keeps the public area the TPM returned for the salt, and that is the area
+ * checked against `cert`. The persistent key is the fallback (no template, an endorsement
+ * password, or a certificate for a key made another way); ESYS's Name of it must then be that
+ * of the public area checked. `*flush` is set when the key is transient.
+ */
+static enum sctpm_rc load_ek(struct sctpm_ctx *ctx, const struct ek_slot *s, X509 *cert,
+                             X509_STORE *store, ESYS_TR *ek, int *flush)
+{
+    TPM2B_SENSITIVE_CREATE sens = {0};
+    TPM2B_DATA outside = {0};
+    TPML_PCR_SELECTION pcrs = {0};
+    TPM2B_PUBLIC tmpl, *pub = NULL;
+    TPM2B_NAME *held = NULL, computed;
+    char why[256] = "";
+    enum sctpm_rc rc;
+    TSS2_RC r = TSS2_RC_SUCCESS;
+
+    *ek = ESYS_TR_NONE;
+    *flush = 0;
+    if (s->tmpl != NULL) {
+        s->tmpl(&tmpl);
+        r = Esys_CreatePrimary(ctx->esys, ESYS_TR_RH_ENDORSEMENT, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+                               ESYS_TR_NONE, &sens, &tmpl, &outside, &pcrs, ek, &pub, NULL, NULL,
+                               NULL);
+        if (r == TSS2_RC_SUCCESS && (cert == NULL || judge(cert, pub, store, why, sizeof(why)))) {
+            *flush = 1;
+            Esys_Free(pub);
+            return SCTPM_RC_SUCCESS;
+        }
+        if (r == TSS2_RC_SUCCESS) {
+            Esys_FlushContext(ctx->esys, *ek);
+        }
+        *ek = ESYS_TR_NONE;
+        Esys_Free(pub);
+        pub = NULL;
+    }
+    rc = ctx_tr(ctx, s->persistent, ek);
+    if (rc == SCTPM_RC_NOT_FOUND) {
+        if (why[0] != '\0') {
+            return ctx_fail(ctx, SCTPM_RC_UNTRUSTED,
+                            "the %s EK the TPM makes now is not the certified one: %s.", s->what,
+                            why);
+        }
+        if (r != TSS2_RC_SUCCESS) {
+            char what[128];
+            snprintf(what, sizeof(what),
+                     "the TPM has no %s EK at 0x%08x; re-creating it from its template "
+                     "(TPM2_CreatePrimary)",
+                     s->what, s->persistent);
+            return ctx_tss(ctx, what, r);
+        }
+        return ctx_fail(ctx, SCTPM_RC_NOT_FOUND, "the TPM has no %s EK at 0x%08x.", s->what,
+                        s->persistent);
+    }
+    if (rc != SCTPM_RC_SUCCESS) {
+        return rc;
+    }
+    r = Esys_ReadPublic(ctx->esys, *ek, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &pub, NULL, NULL);
+    if (r != TSS2_RC_SUCCESS) {
+        rc = ctx_tss(ctx, "TPM2_ReadPublic on the EK", r);
+        goto out;
+    }
+    if (Esys_TR_GetName(ctx->esys, *ek, &held) != TSS2_RC_SUCCESS ||
+        dup_name(&pub->publicArea, &computed) != SCTPM_RC_SUCCESS || held->size != computed.size ||
+        memcmp(held->name, computed.name, computed.size) != 0) {
+        rc = ctx_fail(ctx, SCTPM_RC_UNTRUSTED,
+                      "the EK at 0x%08x changed between two reads of its public area.",
+                      s->persistent);
+        goto out;
+    }
+    rc = SCTPM_RC_SUCCESS;
+    if (cert != NULL && !judge(cert, pub, store, why, sizeof(why))) {
+        rc = ctx_fail(ctx, SCTPM_RC_UNTRUSTED,
+                      "the %s EK the TPM holds now is not the certified one: %s.", s->what, why);
+    }
+out:
+    if (rc != SCTPM_RC_SUCCESS) {
+        Esys_TR_Close(ctx->esys, ek);
+    }
+    Esys_Free(held);
+    Esys_Free(pub);
+    return rc;
+}
+
+/* The EK to salt with: the certified one (HARDWARE), else the first the TPM can give. */
+static enum sctpm_rc salt_ek(struct sctpm_ctx *ctx, ESYS_TR *ek, int *flush, char *how,
+                             size_t how_size)
+{
+    const struct ek_slot *s;
+    X509_STORE *store = NULL;
+    X509 *cert = NULL;
+    enum sctpm_rc rc = SCTPM_RC_NOT_FOUND, first_rc = SCTPM_RC_NOT_FOUND;
+    char first[CTX_ERR_MAX - 64] = "";
+    uint32_t first_tss = 0;
+
+    if (ctx->status.kind == SCTPM_KIND_HARDWARE &&
+        (s = slot_of_index(ctx->status.ek_cert_index)) != NULL) {
+        /* The certificate is read again: the one classified may not be the one served now. */
+        store = ca_store();
+        if (store == NULL) {
+            return ctx_fail(ctx, SCTPM_RC_NO_MEMORY, "out of memory.");
+        }
+        rc = read_cert(ctx, s->nv, &cert);
+        if (rc == SCTPM_RC_NOT_FOUND) {
+            rc = ctx_fail(ctx, SCTPM_RC_UNTRUSTED,
+                          "the EK certificate at NV 0x%08x has gone since it was verified.", s->nv);
+        }
+        if (rc == SCTPM_RC_SUCCESS) {
+            rc = load_ek(ctx, s, cert, store, ek, flush);
+        }
+        snprintf(how, how_size, "the %s EK certified by %.200s", s->what, ctx->status.ek_issuer);
+        X509_free(cert);
+        X509_STORE_free(store);
+        return rc;
+    }
+    for (size_t i = 0; i < sizeof(ek_slots) / sizeof(ek_slots[0]); i++) {
+        s = &ek_slots[i];
+        rc = load_ek(ctx, s, NULL, NULL, ek, flush);
+        if (rc == SCTPM_RC_SUCCESS) {
+            ctx->err[0] = '\0';
+            ctx->tss2_rc = 0;
+            snprintf(how, how_size,
+                     "the TPM's own %s EK, which no manufacturer vouches for (%.200s)", s->what,
+                     ctx->status.verdict_reason);
+            return rc;
+        }
+        /* The next kind of EK may do; the first failure (the common EK) is the one reported. */
+        if (i == 0) {
+            first_rc = rc;
+            first_tss = ctx->tss2_rc;
+            snprintf(first, sizeof(first), "%.400s", ctx->err);
+        }
+    }
+    ctx->tss2_rc = first_tss;
+    return ctx_fail(ctx, first_rc, "no EK to confirm the SRK with: %s", first);
+}
+
+enum sctpm_rc status_confirm_srk(struct sctpm_ctx *ctx, ESYS_TR *srk, TPM2B_PUBLIC **out)
+{
+    const TPMA_OBJECT need = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+                             TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_RESTRICTED |
+                             TPMA_OBJECT_DECRYPT;
+    TPMT_SYM_DEF no_cipher = {.algorithm = TPM2_ALG_NULL};
+    TPM2B_NAME *name = NULL, *qualified = NULL, want_name, want_qualified;
+    TPM2B_PUBLIC *pub = NULL;
+    ESYS_TR ek = ESYS_TR_NONE, session = ESYS_TR_NONE;
+    char how[320];
+    int flush = 0;
+    enum sctpm_rc rc;
+    TSS2_RC r;
+
+    *out = NULL;
+    rc = status_classify(ctx);
+    if (rc != SCTPM_RC_SUCCESS) {
+        return rc;
+    }
+    rc = salt_ek(ctx, &ek, &flush, how, sizeof(how));
+    if (rc != SCTPM_RC_SUCCESS) {
+        goto out;
+    }
+    r = Esys_StartAuthSession(ctx->esys, ek, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                              NULL, TPM2_SE_HMAC, &no_cipher, TPM2_ALG_SHA256, &session);
+    if (r != TSS2_RC_SUCCESS) {
+        session = ESYS_TR_NONE;
+        rc = ctx_tss(ctx, "starting a session salted with the EK (TPM2_StartAuthSession)", r);
+        goto out;
+    }
+    r = Esys_TRSess_SetAttributes(ctx->esys, session,
+                                  TPMA_SESSION_AUDIT | TPMA_SESSION_CONTINUESESSION, 0xff);
+    if (r != TSS2_RC_SUCCESS) {
+        rc = ctx_tss(ctx, "setting the session's attributes", r);
+        goto out;
+    }
+    r = Esys_ReadPublic(ctx->esys, *srk, session, ESYS_TR_NONE, ESYS_TR_NONE, &pub, &name,
+                        &qualified);
+    if (r != TSS2_RC_SUCCESS) {
+        /* A response HMAC that does not verify is the case this function exists for. */
+        rc = ctx_tss(ctx,
+                     "reading the SRK's public area in a session salted with the EK "
+                     "(TPM2_ReadPublic)",
+                     r);
+        if (r == TSS2_ESYS_RC_RSP_AUTH_FAILED) {
+            TPM2_HANDLE stale[2] = {TPM2_RH_NULL, TPM2_RH_NULL};
+            rc = ctx_fail(ctx, SCTPM_RC_UNTRUSTED,
+                          "the TPM's answer for the SRK at 0x%08x was changed on its way: its "
+                          "HMAC in the session salted with %s does not verify.",
+                          SCTPM_SRK_HANDLE, how);
+            Esys_TR_GetTpmHandle(ctx->esys, session, &stale[0]);
+            if (flush) {
+                Esys_TR_GetTpmHandle(ctx->esys, ek, &stale[1]);
+            }
+            ctx_esys_renew(ctx, stale, 2);
+            session = ek = *srk = ESYS_TR_NONE;
+            flush = 0;
+        }
+        goto out;
+    }
+    if (dup_name(&pub->publicArea, &want_name) != SCTPM_RC_SUCCESS ||
+        dup_qualified_name(pub->publicArea.nameAlg, TPM2_RH_OWNER, &want_name, &want_qualified) !=
+            SCTPM_RC_SUCCESS) {
+        rc = ctx_fail(ctx, SCTPM_RC_UNSUPPORTED,
+                      "the SRK at 0x%08x has a name algorithm (TPM_ALG 0x%04x) this library does "
+                      "not know.",
+                      SCTPM_SRK_HANDLE, (unsigned)pub->publicArea.nameAlg);
+        goto out;
+    }
+    if (name->size != want_name.size || memcmp(name->name, want_name.name, want_name.size) != 0 ||
+        qualified->size != want_qualified.size ||
+        memcmp(qualified->name, want_qualified.name, want_qualified.size) != 0) {
+        rc = ctx_fail(ctx, SCTPM_RC_UNTRUSTED,
+                      "the key the TPM read for the SRK at 0x%08x is not a primary key of the "
+                      "owner hierarchy (its Qualified Name says otherwise): the device key is not "
+                      "wrapped for it.",
+                      SCTPM_SRK_HANDLE);
+        goto out;
+    }
+    if ((pub->publicArea.objectAttributes & (need | TPMA_OBJECT_SIGN_ENCRYPT)) != need) {
+        rc = ctx_fail(ctx, SCTPM_RC_UNTRUSTED,
+                      "the SRK at 0x%08x (attributes 0x%08x) is not a storage key that stays in "
+                      "the TPM: it must be fixedTPM, fixedParent, sensitiveDataOrigin, restricted "
+                      "and decrypt, and not sign.",
+                      SCTPM_SRK_HANDLE, (unsigned)pub->publicArea.objectAttributes);
+        goto out;
+    }
+    LOG_INFO("SRK 0x%08x confirmed in an audit session salted with %s", SCTPM_SRK_HANDLE, how);
+    *out = pub;
+    pub = NULL;
+out:
+    if (session != ESYS_TR_NONE) {
+        Esys_FlushContext(ctx->esys, session);
+    }
+    if (flush) {
+        Esys_FlushContext(ctx->esys, ek);
+    } else if (ek != ESYS_TR_NONE) {
+        Esys_TR_Close(ctx->esys, &ek);
+    }
+    Esys_Free(pub);
+    Esys_Free(name);
+    Esys_Free(qualified);
+    return rc;
 }
 
 enum sctpm_rc sctpm_status(struct sctpm_ctx *ctx, struct sctpm_status *st)

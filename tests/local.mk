@@ -53,6 +53,7 @@ integration_tests = \
 	tests/integration/shim-input.sh \
 	tests/integration/shim-lib.sh \
 	tests/integration/shim-provision.sh \
+	tests/integration/shim-srk.sh \
 	tests/integration/shim-status.sh \
 	tests/integration/shim-tcti.sh \
 	tests/integration/security.sh \
@@ -62,7 +63,7 @@ TESTS += $(integration_tests)
 crashloop_scripts = tests/crashloop/lib.sh tests/crashloop/sctpmd.sh tests/crashloop/client.sh
 EXTRA_DIST += $(crashloop_scripts) tests/soak/soak.sh tests/by-hand.sh
 EXTRA_DIST += tests/run-test tests/integration/lib.sh tests/integration/sas-verify.py tests/integration/secret-scan.py \
-	tests/integration/utpm-client.py \
+	tests/integration/utpm-client.py tests/integration/tpm-mitm.py \
 	$(integration_tests)
 
 # The unit suites alone (CI runs them again in the sanitizer build).

@@ -45,6 +45,7 @@ enum sctpm_rc {
     SCTPM_RC_QUEUE_FULL = 23,      /* the outgoing queue is at its bound */
     SCTPM_RC_EXPIRED = 24,         /* a token or lock has expired */
     SCTPM_RC_INTERRUPTED = 25,     /* the operation was interrupted by a signal or a stop request */
+    SCTPM_RC_UNTRUSTED = 26,       /* the TPM's answer could not be confirmed as the TPM's own */
 };
 
 /*

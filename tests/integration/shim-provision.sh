@@ -199,7 +199,7 @@ ecc_flow ecc-swtpm "$W" 4 p256 sha256 -G ecc256:aes128cfb
 check "an ECDSA signing key persisted at 0x81000001" replace_srk "$W" -G ecc256:ecdsa \
     -a 'fixedtpm|fixedparent|sensitivedataorigin|userwithauth|sign'
 expect_fail "provision under a signing key at 0x81000001 fails" provision "$W" 6 "HostName=$HOST;DeviceId=dev-6;SharedAccessKey=$(openssl rand -base64 32)"
-check "... saying the SRK is not a storage key" grep -q 'cannot be wrapped for the SRK at 0x81000001: the parent (attributes 0x[0-9a-f]*) is not a storage key' "$T/prov.err"
+check "... saying the SRK is not a storage key" grep -q 'the SRK at 0x81000001 (attributes 0x[0-9a-f]*) is not a storage key that stays in the TPM' "$T/prov.err"
 expect_fail "... and slot 6 is not provisioned" sctpm --tcti "$W" token --slot 6
 tok=$(sctpm --tcti "$W" token --slot 4 2>/dev/null)
 check "... and slot 4 still signs" verify "$tok" "$(cat "$T/ecc-swtpm.k4")" "$HOST/devices/dev-4"

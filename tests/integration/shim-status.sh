@@ -63,6 +63,7 @@ check "--require-hardware accepts it" sctpm --tcti "$W" --require-hardware statu
 check "SCTPM_TPM_CA_FILE works as the bundle too" env SCTPM_TPM_CA_DIR="$T/empty.d" SCTPM_TPM_CA_FILE="$T/ca.d/root.pem" sctpm --tcti "$W" --require-hardware status
 key=$(openssl rand -base64 32)
 check "provision on hardware: no warning" bash -c "printf 'HostName=h.example;DeviceId=d;SharedAccessKey=%s' '$key' | sctpm --tcti '$W' --require-hardware provision 2>'$T/prov.err' >/dev/null && test ! -s '$T/prov.err'"
+check "provision on hardware confirms the SRK with the certified EK" bash -c "printf 'HostName=h.example;DeviceId=d;SharedAccessKey=%s' '$key' | SCTPM_LOG=info sctpm --tcti '$W' provision 2>&1 >/dev/null | grep -q 'SRK 0x81000001 confirmed in an audit session salted with the RSA 2048 EK certified by CN=Test TPM Root CA'"
 check "token on hardware with SCTPM_REQUIRE_HARDWARE=1" env SCTPM_REQUIRE_HARDWARE=1 sctpm --tcti "$W" token
 
 # The same certificate with the EK persisted: the persistent key is what it must match.

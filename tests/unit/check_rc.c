@@ -15,12 +15,13 @@ START_TEST(test_frozen_numbers)
     ck_assert_int_eq(SCTPM_RC_TPM, 15);
     ck_assert_int_eq(SCTPM_RC_NOT_HARDWARE, 17);
     ck_assert_int_eq(SCTPM_RC_INTERRUPTED, 25);
+    ck_assert_int_eq(SCTPM_RC_UNTRUSTED, 26);
 }
 END_TEST
 
 START_TEST(test_every_code_has_a_message)
 {
-    for (int rc = SCTPM_RC_SUCCESS; rc <= SCTPM_RC_INTERRUPTED; rc++) {
+    for (int rc = SCTPM_RC_SUCCESS; rc <= SCTPM_RC_UNTRUSTED; rc++) {
         const char *m = sctpm_strerror((enum sctpm_rc)rc);
         ck_assert_ptr_nonnull(m);
         ck_assert_str_ne(m, "unknown error code");
